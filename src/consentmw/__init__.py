@@ -1,0 +1,1 @@
+"""consentmw: cookie consent and privacy-preserving request logs for ASGI apps."""
