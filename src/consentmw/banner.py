@@ -1,0 +1,267 @@
+"""Rendering the banner snippet and the consent pages, in Norwegian bokmål and English.
+
+The snippet depends only on the language and the consent state, so it is rendered once
+per combination and cached; the per-request parts (the page to return to, the CSP nonce)
+are filled into placeholders, escaped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from html import escape
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+
+from .config import LANGUAGES, ConsentConfig
+from .consent import ConsentState
+from .resources import static_files, templates_dir
+
+TEXTS: dict[str, dict[str, str]] = {
+    "nb": {
+        "title": "Vi bruker informasjonskapsler",
+        "intro": "Noen informasjonskapsler trengs for at nettstedet skal virke. Med ditt "
+        "samtykke bruker vi også Google Analytics for å se hvordan sidene blir brukt. Du "
+        "bestemmer selv, og du kan endre valget ditt når som helst.",
+        "accept_all": "Godta alle",
+        "reject_all": "Avvis alle",
+        "settings": "Innstillinger",
+        "save": "Lagre valgene",
+        "reopen": "Informasjonskapsler",
+        "reopen_label": "Endre valgene dine for informasjonskapsler",
+        "declaration": "Oversikt over informasjonskapsler",
+        "privacy_policy": "Personvernerklæring",
+        "preferences_title": "Valgene dine for informasjonskapsler",
+        "preferences_intro": "Velg hvilke formål du godtar. Nødvendige informasjonskapsler "
+        "er alltid på fordi nettstedet ikke virker uten dem. Du kan trekke tilbake et "
+        "samtykke like enkelt som du ga det.",
+        "always_on": "Alltid på",
+        "cookies_title": "Informasjonskapsler på dette nettstedet",
+        "cookies_intro": "Her er alle informasjonskapslene nettstedet kan sette, hvorfor, "
+        "og hvor lenge de varer.",
+        "name": "Navn",
+        "category": "Kategori",
+        "provider": "Leverandør",
+        "purpose": "Formål",
+        "lifetime": "Varighet",
+        "third_party": "Data sendes til tredjepart",
+        "yes": "Ja",
+        "no": "Nei",
+        "controller": "Behandlingsansvarlig",
+        "current": "Ditt nåværende valg",
+        "state_undecided": "Du har ikke valgt ennå.",
+        "state_decided": "Du valgte dette",
+        "state_signal": "Nettleseren din ber om at du ikke spores (Global Privacy Control "
+        "eller Do Not Track), så alt som er valgfritt er slått av til du selv velger noe annet.",
+        "on": "På",
+        "off": "Av",
+        "back": "Tilbake til siden",
+        "cookies_in_category": "Informasjonskapsler i denne kategorien",
+        "storage_note": "Innstillinger i nettappen lagres lokalt i nettleseren din "
+        "(localStorage) og sendes aldri til oss eller til andre.",
+        "my_data": "Se hva vi har lagret om valgene dine",
+        "close": "Lukk",
+    },
+    "en": {
+        "title": "We use cookies",
+        "intro": "Some cookies are needed for this site to work. With your consent we also "
+        "use Google Analytics to see how the pages are used. It is your choice, and you can "
+        "change it at any time.",
+        "accept_all": "Accept all",
+        "reject_all": "Reject all",
+        "settings": "Settings",
+        "save": "Save choices",
+        "reopen": "Cookies",
+        "reopen_label": "Change your cookie choices",
+        "declaration": "Cookie declaration",
+        "privacy_policy": "Privacy policy",
+        "preferences_title": "Your cookie choices",
+        "preferences_intro": "Choose the purposes you accept. Strictly necessary cookies are "
+        "always on because the site does not work without them. You can withdraw consent as "
+        "easily as you gave it.",
+        "always_on": "Always on",
+        "cookies_title": "Cookies on this site",
+        "cookies_intro": "These are all the cookies this site may set, why, and for how long.",
+        "name": "Name",
+        "category": "Category",
+        "provider": "Provider",
+        "purpose": "Purpose",
+        "lifetime": "Lifetime",
+        "third_party": "Data sent to a third party",
+        "yes": "Yes",
+        "no": "No",
+        "controller": "Data controller",
+        "current": "Your current choice",
+        "state_undecided": "You have not chosen yet.",
+        "state_decided": "You chose this",
+        "state_signal": "Your browser asks not to be tracked (Global Privacy Control or Do "
+        "Not Track), so everything optional is off until you choose otherwise.",
+        "on": "On",
+        "off": "Off",
+        "back": "Back to the page",
+        "cookies_in_category": "Cookies in this category",
+        "storage_note": "Web-app settings are kept in your browser's local storage and are "
+        "never sent to us or anyone else.",
+        "my_data": "See what we hold about your choices",
+        "close": "Close",
+    },
+}
+
+_NEXT = "__consentmw_next__"
+_NONCE_ATTR = ' nonce="__consentmw_nonce__"'
+_NONCE = re.compile(r"^[A-Za-z0-9+/=_\-]{1,128}$")
+_NB_TAGS = ("nb", "no", "nn")
+
+
+@lru_cache(maxsize=512)
+def _accept_language(header: str, default: str) -> str:
+    best, best_q = default, -1.0
+    for i, item in enumerate(header.split(",")[:32]):
+        tag, _, params = item.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        lang = "nb" if primary in _NB_TAGS else primary
+        if lang not in LANGUAGES:
+            continue
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        q -= i * 1e-6  # earlier wins on equal q
+        if q > best_q and q > 0:
+            best, best_q = lang, q
+    return best
+
+
+def choose_language(html_lang: str | None, accept_language: str, default: str) -> str:
+    """The page's own ``<html lang>`` first, then ``Accept-Language``, then the default."""
+    if html_lang:
+        primary = html_lang.lower().split("-")[0]
+        if primary in _NB_TAGS:
+            return "nb"
+        if primary in LANGUAGES:
+            return primary
+    if accept_language:
+        return _accept_language(accept_language[:512], default)
+    return default
+
+
+class Banner:
+    """The Jinja2 environment and every rendered text of one configuration."""
+
+    def __init__(self, config: ConsentConfig) -> None:
+        self.config = config
+        loaders = [FileSystemLoader(str(templates_dir()))]
+        if config.templates_dir is not None:
+            loaders.insert(0, FileSystemLoader(str(config.templates_dir)))
+        self.env = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.texts = {
+            lang: {**TEXTS[lang], **dict(config.texts.get(lang, {}))} for lang in LANGUAGES
+        }
+        prefix = config.prefix
+        self.static_urls = {
+            name: f"{prefix}/static/{f.digest}/{name}" for name, f in static_files().items()
+        }
+        self._snippets: dict[tuple[Any, ...], str] = {}
+
+    # -- shared context ----------------------------------------------------------------
+    def context(self, lang: str, state: ConsentState, **extra: Any) -> dict[str, Any]:
+        cfg = self.config
+        registry = cfg.registry
+        return {
+            "lang": lang,
+            "t": self.texts[lang],
+            "prefix": cfg.prefix,
+            "static": self.static_urls,
+            "state": state,
+            "categories": [
+                {
+                    "name": c.name,
+                    "label": c.text("label", lang),
+                    "description": c.text("description", lang),
+                    "required": c.required,
+                    "checked": state.allows(c.name),
+                    "cookies": [
+                        {
+                            "name": s.name,
+                            "purpose": s.text("purpose", lang),
+                            "lifetime": s.text("lifetime", lang),
+                            "provider": s.provider,
+                            "third_party": s.third_party,
+                        }
+                        for s in registry.cookies_in(c.name)
+                    ],
+                }
+                for c in registry.categories
+            ],
+            "privacy_policy_url": cfg.privacy_policy_url,
+            "controller": cfg.controller,
+            "ga_id": cfg.google_analytics_id,
+            "analytics_mode": cfg.analytics_mode,
+            "config_json": json.dumps(
+                {
+                    "prefix": cfg.prefix,
+                    "categories": list(registry.optional),
+                    "ga": cfg.google_analytics_id,
+                    "mode": cfg.analytics_mode,
+                    "gaSrc": self.static_urls.get("consent-ga.js"),
+                    "cookies": {
+                        cat: [s.name for s in registry.cookies_in(cat)] for cat in registry.optional
+                    },
+                },
+                separators=(",", ":"),
+            ),
+            **extra,
+        }
+
+    def text_hash(self, lang: str) -> str:
+        """Fingerprint of the texts and categories shown, stored in each receipt."""
+        return _text_hash(self, lang)
+
+    # -- the snippet ---------------------------------------------------------------------
+    def snippet(self, lang: str, state: ConsentState, next_path: str, nonce: str | None) -> str:
+        key = (lang, state.show_banner, state.granted, state.signal, state.decided)
+        cached = self._snippets.get(key)
+        if cached is None:
+            ctx = self.context(lang, state, next=_NEXT, nonce="__consentmw_nonce__")
+            cached = self.env.get_template("consentmw/snippet.html").render(ctx)
+            if len(self._snippets) < 256:
+                self._snippets[key] = cached
+        html = cached.replace(_NEXT, escape(next_path, quote=True))
+        if nonce and _NONCE.match(nonce):
+            return html.replace("__consentmw_nonce__", nonce)
+        return html.replace(_NONCE_ATTR, "")
+
+    def page(self, template: str, lang: str, state: ConsentState, **extra: Any) -> str:
+        return self.env.get_template(f"consentmw/{template}").render(
+            self.context(lang, state, nonce=None, **extra)
+        )
+
+
+@lru_cache(maxsize=16)
+def _text_hash(banner: Banner, lang: str) -> str:
+    cfg = banner.config
+    material: Mapping[str, Any] = {
+        "texts": banner.texts[lang],
+        "policy_version": cfg.policy_version,
+        "categories": [
+            [c.name, c.text("label", lang), c.text("description", lang), c.required]
+            for c in cfg.registry.categories
+        ],
+        "cookies": [
+            [s.name, s.category, s.provider, s.text("purpose", lang), s.text("lifetime", lang)]
+            for s in cfg.registry.cookies
+        ],
+    }
+    blob = json.dumps(material, sort_keys=True, ensure_ascii=False).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()

@@ -1,0 +1,245 @@
+"""The routes under the prefix (default ``/_consent``), answered by consentmw itself.
+
+POSTs work without JavaScript (a plain form, answered with 303) and with it (JSON). A
+POST from another site is refused, so no page elsewhere can consent for a visitor.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.types import Receive, Send
+
+from .banner import choose_language
+from .consent import ConsentState, new_consent_id
+from .resources import static_files
+from .setcookie import request_cookie_names
+
+if TYPE_CHECKING:
+    from .middleware import ConsentMiddleware, RequestContext
+
+MAX_BODY = 64 * 1024
+NO_STORE = {"Cache-Control": "no-store", "Vary": "Cookie"}
+ACTIONS = ("accept_all", "reject_all", "save")
+SOURCES = ("banner", "preferences", "api")
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def safe_next(value: str | None) -> str:
+    """``value`` when it is a path on this site, else ``/`` (no open redirects)."""
+    if not value or len(value) > 2048 or not value.startswith("/"):
+        return "/"
+    if value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+def is_same_origin(ctx: RequestContext) -> bool:
+    """Refuse requests a browser marks as cross-site or whose Origin is another site."""
+    fetch_site = ctx.header(b"sec-fetch-site")
+    if fetch_site == b"cross-site":
+        return False
+    origin = ctx.header(b"origin")
+    if origin is None:
+        return True
+    if origin == b"null":
+        return False
+    try:
+        netloc = urlsplit(origin.decode("latin-1")).netloc.lower()
+    except ValueError:
+        return False
+    host = (ctx.header(b"host") or b"").decode("latin-1").lower()
+    return bool(netloc) and netloc == host
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPError(413, f"request body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class Endpoints:
+    """Dispatches requests under the prefix; holds no per-request state."""
+
+    def __init__(self, mw: ConsentMiddleware) -> None:
+        self.mw = mw
+        self.config = mw.config
+        self.prefix = mw.config.prefix
+
+    async def __call__(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
+        scope = ctx.scope
+        sub = scope["path"][len(self.prefix) :].rstrip("/") or "/"
+        method = scope["method"]
+        routes = {
+            "/": ("GET", "HEAD", "POST"),
+            "/preferences": ("GET", "HEAD"),
+            "/cookies": ("GET", "HEAD"),
+        }
+        try:
+            if sub.startswith("/static/"):
+                response = self.static(sub, method)
+            elif sub not in routes:
+                raise HTTPError(404, "not found")
+            elif method not in routes[sub]:
+                response = PlainTextResponse(
+                    "method not allowed", 405, headers={"Allow": ", ".join(routes[sub])}
+                )
+            elif sub == "/" and method == "POST":
+                response = await self.decide(ctx, receive)
+            elif sub == "/":
+                response = JSONResponse(self.state_json(ctx.state), headers=NO_STORE)
+            else:
+                response = self.page(ctx, sub[1:])
+        except HTTPError as exc:
+            response = PlainTextResponse(exc.message, exc.status, headers=NO_STORE)
+        await response(scope, receive, send)
+
+    # -- GET ---------------------------------------------------------------------------------
+    def state_json(self, state: ConsentState) -> dict[str, object]:
+        cats = [c.name for c in self.config.registry.categories]
+        return state.as_dict(cats, self.config.lifetime_seconds)
+
+    def language(self, ctx: RequestContext) -> str:
+        query = dict(parse_qsl(ctx.scope.get("query_string", b"").decode("latin-1")))
+        accept = (ctx.header(b"accept-language") or b"").decode("latin-1")
+        return choose_language(query.get("lang"), accept, self.config.default_language)
+
+    def page(self, ctx: RequestContext, name: str) -> Response:
+        query = dict(parse_qsl(ctx.scope.get("query_string", b"").decode("latin-1")))
+        state = ctx.state
+        decided_at = (
+            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(state.decided_at))
+            if state.decided and state.decided_at
+            else None
+        )
+        html = self.mw.banner.page(
+            f"{name}.html",
+            self.language(ctx),
+            state,
+            next=safe_next(query.get("next")),
+            decided_at_text=decided_at,
+        )
+        return HTMLResponse(html, headers={**NO_STORE, "Vary": "Cookie, Accept-Language"})
+
+    def static(self, sub: str, method: str) -> Response:
+        if method not in ("GET", "HEAD"):
+            return PlainTextResponse("method not allowed", 405, headers={"Allow": "GET, HEAD"})
+        _, _, digest, name = (sub.split("/", 3) + ["", "", "", ""])[:4]
+        item = static_files().get(name)
+        if item is None:
+            raise HTTPError(404, "not found")
+        # A hashed URL never changes content; an old hash still gets the current file.
+        cache = "public, max-age=31536000, immutable" if digest == item.digest else "no-cache"
+        headers = {"Cache-Control": cache, "ETag": f'"{item.digest}"'}
+        return Response(item.body, media_type=item.media_type, headers=headers)
+
+    # -- POST --------------------------------------------------------------------------------
+    async def decide(self, ctx: RequestContext, receive: Receive) -> Response:
+        if not is_same_origin(ctx):
+            raise HTTPError(403, "cross-site consent requests are refused")
+        content_type = (ctx.header(b"content-type") or b"").split(b";")[0].strip().lower()
+        body = await read_body(receive)
+        if content_type == b"application/json":
+            action, categories, source, next_path = self.parse_json(body)
+        elif content_type in (b"application/x-www-form-urlencoded", b""):
+            action, categories, source, next_path = self.parse_form(body)
+        else:
+            raise HTTPError(415, "send application/x-www-form-urlencoded or application/json")
+        new_state = self.new_state(ctx.state, action, categories)
+        headers = self.decision_headers(ctx, new_state)
+        await self.mw.record_decision(ctx, ctx.state, new_state, action, source)
+        if next_path is None:
+            response: Response = JSONResponse(self.state_json(new_state), headers=NO_STORE)
+        else:
+            response = Response(status_code=303, headers={**NO_STORE, "Location": next_path})
+        for value in headers:
+            response.raw_headers.append((b"set-cookie", value))
+        return response
+
+    def parse_form(self, body: bytes) -> tuple[str, set[str], str, str]:
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HTTPError(400, "malformed form body") from exc
+        # Several 'action' fields come from the settings form's hidden default plus the
+        # button pressed; the button is the last one.
+        actions = [v for k, v in pairs if k == "action"]
+        action = actions[-1] if actions else "save"
+        categories = {v for k, v in pairs if k == "category"}
+        sources = [v for k, v in pairs if k == "source"]
+        source = sources[-1] if sources and sources[-1] in SOURCES else "banner"
+        next_values = [v for k, v in pairs if k == "next"]
+        return action, categories, source, safe_next(next_values[-1] if next_values else None)
+
+    def parse_json(self, body: bytes) -> tuple[str, set[str], str, None]:
+        try:
+            data = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HTTPError(400, "malformed JSON body") from exc
+        if not isinstance(data, dict):
+            raise HTTPError(400, 'send a JSON object such as {"categories": ["analytics"]}')
+        action = data.get("action", "save")
+        categories = data.get("categories", [])
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise HTTPError(400, '"categories" must be a list of category names')
+        source = data.get("source", "api")
+        return action, set(categories), source if source in SOURCES else "api", None
+
+    def new_state(self, old: ConsentState, action: object, categories: set[str]) -> ConsentState:
+        registry = self.config.registry
+        optional = set(registry.optional)
+        if action not in ACTIONS:
+            raise HTTPError(400, f"action must be one of {', '.join(ACTIONS)}")
+        unknown = categories - optional - {"necessary"}
+        if unknown:
+            raise HTTPError(
+                400,
+                f"unknown categories: {', '.join(sorted(unknown))[:200]}; "
+                f"known: {', '.join(sorted(optional))}",
+            )
+        if action == "accept_all":
+            granted = optional
+        elif action == "reject_all":
+            granted = set()
+        else:
+            granted = categories & optional
+        return ConsentState(
+            decided=True,
+            granted=frozenset(granted),
+            denied=frozenset(optional - granted),
+            policy_version=self.config.policy_version,
+            consent_id=old.consent_id or new_consent_id(),
+            decided_at=int(time.time()),
+        )
+
+    def decision_headers(self, ctx: RequestContext, state: ConsentState) -> list[bytes]:
+        """The new consent cookie, plus deletion of cookies the visitor no longer allows."""
+        headers = [self.mw.consent_cookie(ctx, state)]
+        cookie_header = ctx.header(b"cookie")
+        if cookie_header:
+            headers += self.mw.expiry_headers(ctx, state, request_cookie_names(cookie_header))
+        return headers

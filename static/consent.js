@@ -1,0 +1,2 @@
+/* consentmw: progressive enhancement of the server-rendered banner (see issue 4). */
+(function () { "use strict"; })();
