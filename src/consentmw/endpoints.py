@@ -148,7 +148,8 @@ class Endpoints:
     def static(self, sub: str, method: str) -> Response:
         if method not in ("GET", "HEAD"):
             return PlainTextResponse("method not allowed", 405, headers={"Allow": "GET, HEAD"})
-        _, _, digest, name = (sub.split("/", 3) + ["", "", "", ""])[:4]
+        parts = sub.split("/", 3)
+        digest, name = (parts[2], parts[3]) if len(parts) == 4 else ("", "")
         item = static_files().get(name)
         if item is None:
             raise HTTPError(404, "not found")
