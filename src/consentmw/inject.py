@@ -1,0 +1,306 @@
+"""Streaming injection of the consent snippet before the last ``</body>`` of HTML documents.
+
+:class:`InjectingSend` wraps an ASGI ``send``. It never buffers a streamed body: it holds back
+only the bytes from the most recent ``</body`` end tag onward (normally ``</body></html>``), or
+the last few bytes that might begin one, so memory stays flat for any body size.
+
+A ``</body`` end tag is ``</body`` (ASCII case-insensitive) followed by HTML whitespace, ``/`` or
+``>``: where the HTML tokenizer ends the tag name, so ``</BODY\\t>`` and ``</body >`` count and
+``</bodyguard>`` does not. Output is always either :func:`inject_once` of the whole body or the
+body untouched, never a snippet at a place that is not the last end tag.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import logging
+import re
+from collections.abc import Callable, Iterable
+
+from starlette.types import Message, Send
+
+__all__ = ["SNIPPET_MARKER", "InjectingSend", "find_html_lang", "inject_once"]
+
+SNIPPET_MARKER: bytes = b"data-consentmw-snippet"
+
+logger = logging.getLogger("consentmw")
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+_END_TAG = b"</body"
+_AFTER_NAME = frozenset(b" \t\n\r\f/>")
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_NO_BODY = frozenset({204, 205, 206, 304})
+LANG_WINDOW = 4096
+_LANG_RE = re.compile(
+    rb"""<html(?=[\s/>])[^>]*?\slang\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I
+)
+_NONCE_RE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'")
+_NONCE_DIRECTIVES = ("script-src", "script-src-elem", "style-src", "style-src-elem", "default-src")
+_warned_encoding = False
+
+
+def _last_end_tag(data: bytes) -> int:
+    """Offset of the last complete ``</body`` end tag in ``data``, or -1.
+
+    Lower-cases once and uses ``rfind`` (C speed); the loop only runs again for rare
+    ``</body``-prefixed non-matches. A ``</body`` at the very end is incomplete: not reported.
+    """
+    low = data.lower()
+    i = low.rfind(_END_TAG)
+    while i >= 0:
+        after = i + len(_END_TAG)
+        if after < len(data) and data[after] in _AFTER_NAME:
+            return i
+        i = low.rfind(_END_TAG, 0, i)
+    return -1
+
+
+def inject_once(body: bytes, snippet: bytes) -> bytes:
+    """One-shot reference: ``snippet`` before the last ``</body`` end tag of ``body``.
+
+    Unchanged when there is no end tag (a fragment) or ``body`` already carries the marker.
+    """
+    if SNIPPET_MARKER in body:
+        return body
+    i = _last_end_tag(body)
+    return body if i < 0 else body[:i] + snippet + body[i:]
+
+
+def find_html_lang(head: bytes) -> str | None:
+    """Primary language subtag of ``<html lang=...>`` in the first 4 KB, lower-cased, or None."""
+    m = _LANG_RE.search(head, 0, LANG_WINDOW)
+    if m is None:
+        return None
+    value = next(g for g in m.groups() if g is not None).strip()
+    primary = re.split(rb"[-_]", value, maxsplit=1)[0]
+    if not (1 <= len(primary) <= 8 and primary.isalpha()):
+        return None
+    return primary.decode("ascii").lower()
+
+
+def csp_nonce(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The ``'nonce-...'`` of the enforced CSP, looked up in script, style, then default-src."""
+    directives: dict[str, str] = {}
+    for key, value in headers:
+        if key.lower() != b"content-security-policy":
+            continue
+        for part in value.decode("latin-1").split(";"):
+            name, *sources = part.split(None, 1)
+            # Per CSP, only the first occurrence of a directive counts.
+            directives.setdefault(name.lower(), sources[0] if sources else "")
+    for name in _NONCE_DIRECTIVES:
+        m = _NONCE_RE.search(directives.get(name, ""))
+        if m:
+            return m.group(1)
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _codec_for(charset: str) -> str | None:
+    """Python codec for ``charset`` if it encodes ASCII markup as ASCII (so byte search works)."""
+    probe = "</body> <html lang=" + SNIPPET_MARKER.decode()
+    try:
+        name = codecs.lookup(charset).name
+        return name if probe.encode(name) == probe.encode("ascii") else None
+    except (LookupError, UnicodeError):
+        return None
+
+
+def _codec_of(content_type: str) -> str | None:
+    charset = "utf-8"
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip("\"'") or "utf-8"
+    return _codec_for(charset.lower())
+
+
+def _changed_headers(headers: RawHeaders, length: int | None) -> RawHeaders:
+    """Headers for a body that is (or may be) changed.
+
+    ``Content-Length`` becomes ``length``, or is dropped when None (the server then streams
+    chunked); a strong ``ETag`` is weakened; ``Vary`` gains ``Cookie`` (the snippet depends on
+    the consent cookie) unless it is ``*`` or already names it. Repeated headers keep order.
+    """
+    out: RawHeaders = []
+    vary_at = -1
+    vary_tokens: set[bytes] = set()
+    for key, value in headers:
+        name = key.lower()
+        if name == b"content-length":
+            if length is not None:
+                out.append((key, str(length).encode("ascii")))
+                length = None
+            continue
+        if name == b"etag" and not value.lstrip().startswith(b"W/"):
+            value = b"W/" + value.strip()
+        elif name == b"vary":
+            vary_at = len(out) if vary_at < 0 else vary_at
+            vary_tokens.update(t.strip().lower() for t in value.split(b","))
+        out.append((key, value))
+    if vary_at < 0:
+        out.append((b"vary", b"Cookie"))
+    elif not vary_tokens & {b"*", b"cookie"}:
+        key, value = out[vary_at]
+        out[vary_at] = (key, value.strip() + b", Cookie" if value.strip() else b"Cookie")
+    return out
+
+
+def _warn_compressed(encoding: bytes) -> None:
+    """Say once per process that compressed HTML can't get the banner, and how to fix it."""
+    global _warned_encoding
+    if not _warned_encoding:
+        _warned_encoding = True
+        logger.warning(
+            "consentmw met compressed HTML (Content-Encoding: %s) and left it without the "
+            "consent banner: consentmw must sit inside compression middleware such as "
+            "GZipMiddleware (add ConsentMiddleware before GZipMiddleware in the stack).",
+            encoding.decode("latin-1"),
+        )
+
+
+class InjectingSend:
+    """ASGI ``send`` wrapper that injects ``render_snippet(nonce, html_lang)`` into HTML documents.
+
+    Untouched (passed straight on): HEAD, statuses without a body or partial (1xx, 204, 205,
+    206, 304), non-HTML, compressed HTML (warned once: consentmw must sit inside compression
+    middleware), charsets that are unknown or not ASCII-compatible, fragments without
+    ``</body``, bodies already carrying :data:`SNIPPET_MARKER`, and non-body messages
+    (``http.response.pathsend``).
+
+    ``http.response.start`` is delayed until the first body message. A single-message body is
+    injected in one go and gets its exact ``Content-Length``; a streamed one has
+    ``Content-Length`` dropped, its ``ETag`` weakened and ``Vary: Cookie`` added up front, since
+    those headers leave before the end tag is seen. If more than :attr:`max_hold` bytes follow a
+    ``</body``, it is let go without injecting (it may not be the last; a later end tag is still
+    used), so a page with a huge tail after ``</body>`` may end up without the snippet.
+    """
+
+    max_hold: int = 256 * 1024
+
+    def __init__(
+        self,
+        send: Send,
+        *,
+        method: str,
+        render_snippet: Callable[[str | None, str | None], str],
+        tail_size: int = 64,
+    ) -> None:
+        self._send = send
+        self._render = render_snippet
+        # The search overlap must hold a split marker or a split "</body" plus one byte.
+        self._tail_size = max(tail_size, len(SNIPPET_MARKER))
+        self._passing = method.upper() == "HEAD"
+        self._start: Message | None = None
+        self._headers: RawHeaders = []
+        self._codec = "utf-8"
+        self._nonce: str | None = None
+        self._head = bytearray()  # first LANG_WINDOW body bytes, for find_html_lang
+        self._recent = b""  # last tail_size bytes seen: overlap for split matches
+        self._held = bytearray()  # received but not yet sent; starts at self._sent
+        self._seen = 0  # body bytes received
+        self._sent = 0  # body bytes sent
+        self._found = -1  # offset of the last end tag seen
+        self._holding = False  # self._held starts at self._found
+
+    async def __call__(self, message: Message) -> None:
+        if self._passing:
+            await self._send(message)
+        elif message["type"] == "http.response.start":
+            self._passing = not self._accept(message)
+            if self._passing:
+                await self._send(message)
+            else:
+                self._start = message
+        elif message["type"] != "http.response.body":
+            self._passing = True  # e.g. pathsend: nothing to inject into
+            if self._start is not None:
+                await self._send(self._start)
+            await self._send(message)
+        elif self._start is not None:
+            await self._first_body(self._start, message)
+        else:
+            await self._stream(message)
+
+    def _accept(self, start: Message) -> bool:
+        """Decide from the start message alone whether this response may be injected."""
+        status = start["status"]
+        if status < 200 or status in _NO_BODY:
+            return False
+        headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
+        ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"").decode("latin-1")
+        if ctype.split(";")[0].strip().lower() not in _HTML_TYPES:
+            return False
+        for k, v in headers:
+            if k.lower() == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
+                _warn_compressed(v)
+                return False
+        codec = _codec_of(ctype)
+        if codec is None:
+            return False
+        self._codec, self._nonce, self._headers = codec, csp_nonce(headers), headers
+        return True
+
+    async def _first_body(self, start: Message, message: Message) -> None:
+        self._start = None
+        body = bytes(message.get("body", b""))
+        if message.get("more_body", False):
+            if SNIPPET_MARKER in body:
+                self._passing = True
+                await self._send(start)
+                await self._send(message)
+                return
+            await self._send({**start, "headers": _changed_headers(self._headers, None)})
+            await self._stream(message)
+            return
+        i = -1 if SNIPPET_MARKER in body else _last_end_tag(body)
+        if i < 0:
+            await self._send(start)
+            await self._send(message)
+            return
+        self._head[:] = body[:LANG_WINDOW]
+        body = body[:i] + self._snippet() + body[i:]
+        await self._send({**start, "headers": _changed_headers(self._headers, len(body))})
+        await self._send({**message, "body": body})
+
+    async def _stream(self, message: Message) -> None:
+        chunk = bytes(message.get("body", b""))
+        more = bool(message.get("more_body", False))
+        window = self._recent + chunk
+        base = self._seen - len(self._recent)
+        self._seen += len(chunk)
+        self._recent = window[-self._tail_size :]
+        if len(self._head) < LANG_WINDOW:
+            self._head += chunk[: LANG_WINDOW - len(self._head)]
+        self._held += chunk
+        out = b""
+        if SNIPPET_MARKER in window:
+            self._passing, self._holding = True, False
+        else:
+            i = _last_end_tag(window)
+            if i >= 0 and base + i > self._found:
+                self._found = base + i
+                out = self._take(self._found - self._sent)
+                self._holding = True
+            elif self._holding and len(self._held) > self.max_hold:
+                self._holding = False
+        if self._passing or not more:
+            snippet = self._snippet() if self._holding else b""
+            out += snippet + self._take(len(self._held))
+        elif not self._holding:
+            out += self._take(len(self._held) - len(_END_TAG))
+        await self._send({**message, "body": out, "more_body": more})
+
+    def _take(self, n: int) -> bytes:
+        """Remove and return up to ``n`` bytes from the front of the held buffer."""
+        n = max(0, min(n, len(self._held)))
+        out = bytes(self._held[:n])
+        del self._held[:n]
+        self._sent += n
+        return out
+
+    def _snippet(self) -> bytes:
+        html = self._render(self._nonce, find_html_lang(bytes(self._head)))
+        return html.encode(self._codec, errors="xmlcharrefreplace")

@@ -1,0 +1,486 @@
+"""Tests for the streaming HTML injector: real ASGI apps through httpx, and message-level tests."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import tracemalloc
+from collections.abc import Callable
+
+import httpx
+import pytest
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from consentmw import inject
+from consentmw.inject import SNIPPET_MARKER, InjectingSend, find_html_lang, inject_once
+
+SNIPPET = '<div data-consentmw-snippet lang="{lang}" nonce="{nonce}">Godta alle</div>'
+DOC = b'<!doctype html><html lang="en"><head></head><body><p>Hi</p></body></html>'
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Renderer:
+    """render_snippet stand-in that records its calls."""
+
+    def __init__(self, text: str = SNIPPET) -> None:
+        self.text = text
+        self.calls: list[tuple[str | None, str | None]] = []
+
+    def __call__(self, nonce: str | None, lang: str | None) -> str:
+        self.calls.append((nonce, lang))
+        return self.text.format(nonce=nonce, lang=lang)
+
+
+def snippet_bytes(nonce: str | None = None, lang: str | None = "en") -> bytes:
+    return SNIPPET.format(nonce=nonce, lang=lang).encode()
+
+
+def drive(
+    chunks: list[bytes],
+    headers: Headers | None = None,
+    *,
+    status: int = 200,
+    method: str = "GET",
+    render: Callable[[str | None, str | None], str] | None = None,
+    tail_size: int = 64,
+    cls: type[InjectingSend] = InjectingSend,
+) -> tuple[list[Message], bytes]:
+    """Send a start message and ``chunks`` (the last with more_body False) through the injector."""
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        wrapped = cls(send, method=method, render_snippet=render or Renderer(), tail_size=tail_size)
+        hdrs = [(b"content-type", b"text/html; charset=utf-8")] if headers is None else headers
+        await wrapped({"type": "http.response.start", "status": status, "headers": hdrs})
+        for i, chunk in enumerate(chunks):
+            more = i < len(chunks) - 1
+            await wrapped({"type": "http.response.body", "body": chunk, "more_body": more})
+
+    asyncio.run(run())
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent, body
+
+
+def header_list(message: Message, name: bytes) -> list[bytes]:
+    return [v for k, v in message["headers"] if k.lower() == name]
+
+
+def wrap(app: ASGIApp, render: Renderer | None = None) -> ASGIApp:
+    """The middleware's use of InjectingSend, reduced to the essentials."""
+    renderer = render or Renderer()
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        await app(
+            scope, receive, InjectingSend(send, method=scope["method"], render_snippet=renderer)
+        )
+
+    return wrapped
+
+
+def request(app: ASGIApp, method: str = "GET") -> httpx.Response:
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, "/")
+
+    return asyncio.run(run())
+
+
+def stream_app(parts: list[bytes], **kwargs: object) -> ASGIApp:
+    async def gen():  # type: ignore[no-untyped-def]
+        for part in parts:
+            yield part
+
+    return StreamingResponse(gen(), media_type="text/html", **kwargs)  # type: ignore[arg-type]
+
+
+# --- inject_once and the end-tag grammar -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"<body>a</body></html>", b"<body>aS</body></html>"),
+        (b"a</body>b</body>c", b"a</body>bS</body>c"),
+        (b"a</BODY >b", b"aS</BODY >b"),
+        (b"a</Body\t>b", b"aS</Body\t>b"),
+        (b"a</body\n>", b"aS</body\n>"),
+        (b"a</body/>", b"aS</body/>"),
+        (b"a</body>b</bodyguard>", b"aS</body>b</bodyguard>"),
+        (b"a</body", b"a</body"),  # incomplete tag at the end: not an end tag
+        (b"<div>fragment</div>", b"<div>fragment</div>"),
+        (b"", b""),
+        (b"a" + SNIPPET_MARKER + b"</body>", b"a" + SNIPPET_MARKER + b"</body>"),
+    ],
+)
+def test_inject_once(body: bytes, expected: bytes) -> None:
+    assert inject_once(body, b"S") == expected
+
+
+# --- real ASGI apps ----------------------------------------------------------------------------
+
+
+def test_html_response_gets_snippet_and_exact_content_length() -> None:
+    render = Renderer()
+    resp = request(wrap(HTMLResponse(DOC.decode()), render))
+    assert resp.content == inject_once(DOC, snippet_bytes())
+    assert resp.content.count(SNIPPET_MARKER) == 1
+    assert int(resp.headers["content-length"]) == len(resp.content)
+    assert resp.headers["vary"] == "Cookie"
+    assert render.calls == [(None, "en")]
+
+
+def test_streamed_response_drops_content_length() -> None:
+    parts = [DOC[:40], DOC[40:62], DOC[62:]]
+    app = stream_app(parts, headers={"content-length": str(len(DOC))})
+    resp = request(wrap(app))
+    assert resp.content == inject_once(DOC, snippet_bytes())
+    assert "content-length" not in resp.headers
+    assert resp.headers["vary"] == "Cookie"
+
+
+def test_set_cookie_headers_stay_separate_and_ordered() -> None:
+    response = HTMLResponse(DOC.decode())
+    for name in ("a", "b", "c"):
+        response.set_cookie(name, "1")
+    resp = request(wrap(response))
+    assert [c.split("=")[0] for c in resp.headers.get_list("set-cookie")] == ["a", "b", "c"]
+    assert SNIPPET_MARKER in resp.content
+
+
+# --- skip rules --------------------------------------------------------------------------------
+
+
+def test_non_html_untouched() -> None:
+    render = Renderer()
+    app = JSONResponse({"html": "</body>"})
+    bare, resp = request(app), request(wrap(app, render))
+    assert resp.content == bare.content
+    assert resp.headers.raw == bare.headers.raw
+    assert render.calls == []
+
+
+def test_head_untouched() -> None:
+    sent, body = drive([DOC], method="HEAD")
+    assert body == DOC
+    assert sent[0]["headers"] == [(b"content-type", b"text/html; charset=utf-8")]
+
+
+@pytest.mark.parametrize("status", [204, 205, 206, 304])
+def test_bodyless_and_partial_statuses_untouched(status: int) -> None:
+    sent, body = drive([DOC], status=status)
+    assert body == DOC
+    assert header_list(sent[0], b"vary") == []
+
+
+def test_fragment_is_byte_identical() -> None:
+    frag = b'<div id="row" hx-swap-oob="true">row</div>'
+    hdrs = [(b"content-type", b"text/html"), (b"content-length", b"42"), (b"etag", b'"v1"')]
+    render = Renderer()
+    sent, body = drive([frag], hdrs, render=render)
+    assert body == frag
+    assert sent[0]["headers"] == hdrs  # single message: known unchanged, headers as sent
+    assert render.calls == []
+    # Streamed fragments stay byte-identical too (headers were decided up front).
+    _, body = drive([frag[:10], b"", frag[10:]], render=render)
+    assert body == frag
+    assert render.calls == []
+
+
+def test_compressed_untouched_and_warned_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(inject, "_warned_encoding", False)
+    hdrs = [(b"content-type", b"text/html"), (b"content-encoding", b"gzip")]
+    with caplog.at_level(logging.WARNING, logger="consentmw"):
+        for _ in range(3):
+            sent, body = drive([DOC], hdrs)
+            assert body == DOC
+            assert sent[0]["headers"] == hdrs
+    warnings = [r for r in caplog.records if r.name == "consentmw"]
+    assert len(warnings) == 1
+    assert "GZipMiddleware" in warnings[0].getMessage()
+
+
+def test_identity_encoding_is_injected() -> None:
+    _, body = drive([DOC], [(b"content-type", b"text/html"), (b"content-encoding", b"identity")])
+    assert SNIPPET_MARKER in body
+
+
+@pytest.mark.parametrize("charset", [b"x-no-such-charset", b"utf-16", b"base64"])
+def test_unknown_or_non_ascii_compatible_charset_untouched(charset: bytes) -> None:
+    sent, body = drive([DOC], [(b"content-type", b"text/html; charset=" + charset)])
+    assert body == DOC
+    assert header_list(sent[0], b"vary") == []
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"<html><body " + SNIPPET_MARKER + b"></body></html>"],
+        [b"<html><body data-consentmw", b"-snippet></body>", b"</html>"],
+        [b"<html><body>", b"</body> " + SNIPPET_MARKER, b"</html>"],
+    ],
+)
+def test_marker_already_present_untouched(chunks: list[bytes]) -> None:
+    render = Renderer()
+    _, body = drive(chunks, render=render)
+    assert body == b"".join(chunks)
+    assert render.calls == []
+
+
+def test_pathsend_passes_through() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        wrapped = InjectingSend(send, method="GET", render_snippet=Renderer())
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/html")],
+        }
+        await wrapped(start)
+        await wrapped({"type": "http.response.pathsend", "path": "/x.html"})
+
+    asyncio.run(run())
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    assert sent[0]["headers"] == [(b"content-type", b"text/html")]
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def test_end_tag_split_at_every_position() -> None:
+    doc = b"<html><body>x</body>mid</BODY \t>end</html>"
+    expected = inject_once(doc, snippet_bytes(lang=None))
+    for i in range(len(doc) + 1):
+        for j in range(i, len(doc) + 1):
+            _, body = drive([doc[:i], doc[i:j], doc[j:]])
+            assert body == expected, (i, j)
+
+
+def test_empty_body_and_empty_chunks() -> None:
+    assert drive([b""])[1] == b""
+    assert drive([b"", b"", b""])[1] == b""
+    _, body = drive([b"", b"<body></bo", b"", b"dy>", b""])
+    assert body == b"<body>" + snippet_bytes(lang=None) + b"</body>"
+
+
+def test_render_called_once_even_with_many_end_tags() -> None:
+    render = Renderer()
+    _, body = drive([b"</body>" * 5, b"</body>" * 5], render=render)
+    assert len(render.calls) == 1
+    assert body.count(SNIPPET_MARKER) == 1
+    assert body.endswith(snippet_bytes(lang=None) + b"</body>")
+
+
+class SmallHold(InjectingSend):
+    max_hold = 100
+
+
+def test_end_tag_followed_by_huge_tail_is_let_go() -> None:
+    chunks = [b"<body>x</body>", b"y" * 80, b"y" * 80, b"</html>"]
+    _, body = drive(chunks, cls=SmallHold)
+    assert body == b"".join(chunks)  # untouched, never injected at a non-last end tag
+
+
+def test_later_end_tag_after_let_go_is_used() -> None:
+    chunks = [b"<body>x</body>", b"y" * 200, b"</body></html>"]
+    _, body = drive(chunks, cls=SmallHold)
+    assert body == inject_once(b"".join(chunks), snippet_bytes(lang=None))
+
+
+def test_memory_flat_for_100_mb_stream() -> None:
+    chunk = (b"<p>Godta alle</p><span>x</span></b>" * 1820)[:65536]
+    n_chunks = 100 * 1024 * 1024 // len(chunk)
+    total = 0
+    tail = b""
+
+    async def send(message: Message) -> None:
+        nonlocal total, tail
+        body = message.get("body", b"")
+        total += len(body)
+        if body:
+            tail = (tail + body)[-200:]
+
+    async def run() -> None:
+        wrapped = InjectingSend(send, method="GET", render_snippet=Renderer())
+        hdrs = [(b"content-type", b"text/html")]
+        await wrapped({"type": "http.response.start", "status": 200, "headers": hdrs})
+        await wrapped({"type": "http.response.body", "body": b"<html><body>", "more_body": True})
+        for _ in range(n_chunks):
+            await wrapped({"type": "http.response.body", "body": chunk, "more_body": True})
+        await wrapped({"type": "http.response.body", "body": b"</body></html>"})
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        asyncio.run(run())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    snippet = snippet_bytes(lang=None)
+    assert total == 12 + n_chunks * len(chunk) + len(snippet) + 14
+    assert tail.endswith(snippet + b"</body></html>")
+    assert peak < 4 * 1024 * 1024, peak
+
+
+# --- headers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("vary", "expected"),
+    [
+        ([], [b"Cookie"]),
+        ([b"Accept-Encoding"], [b"Accept-Encoding, Cookie"]),
+        ([b"Accept-Encoding, cookie"], [b"Accept-Encoding, cookie"]),
+        ([b"*"], [b"*"]),
+        ([b"Accept-Language", b"COOKIE"], [b"Accept-Language", b"COOKIE"]),
+        ([b"Accept-Language", b"Origin"], [b"Accept-Language, Cookie", b"Origin"]),
+        ([b""], [b"Cookie"]),
+    ],
+)
+def test_vary_merge(vary: list[bytes], expected: list[bytes]) -> None:
+    hdrs = [(b"content-type", b"text/html"), *((b"vary", v) for v in vary)]
+    for chunks in ([DOC], [DOC[:30], DOC[30:]]):
+        sent, _ = drive(chunks, hdrs)
+        assert header_list(sent[0], b"vary") == expected
+
+
+@pytest.mark.parametrize(("etag", "expected"), [(b'"abc"', b'W/"abc"'), (b'W/"abc"', b'W/"abc"')])
+def test_etag_weakened_when_body_changes(etag: bytes, expected: bytes) -> None:
+    hdrs = [(b"content-type", b"text/html"), (b"etag", etag)]
+    for chunks in ([DOC], [DOC[:30], DOC[30:]]):
+        sent, _ = drive(chunks, hdrs)
+        assert header_list(sent[0], b"etag") == [expected]
+
+
+def test_content_length_single_message_exact_and_streamed_dropped() -> None:
+    hdrs = [(b"content-type", b"text/html"), (b"content-length", str(len(DOC)).encode())]
+    sent, body = drive([DOC], hdrs)
+    assert header_list(sent[0], b"content-length") == [str(len(body)).encode()]
+    assert len(body) == len(DOC) + len(snippet_bytes())
+    sent, body = drive([DOC[:10], DOC[10:]], hdrs)
+    assert header_list(sent[0], b"content-length") == []
+    # No Content-Length before: none is invented.
+    sent, _ = drive([DOC], [(b"content-type", b"text/html")])
+    assert header_list(sent[0], b"content-length") == []
+
+
+# --- charsets ----------------------------------------------------------------------------------
+
+NB_TEXT = "Godta alle / Avvis / personvernerklæring å ø €"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoded"),
+    [
+        (b"text/html", NB_TEXT.encode()),
+        (b"text/html; charset=UTF-8", NB_TEXT.encode()),
+        (
+            b"text/html; charset=ISO-8859-1",
+            "Godta alle / Avvis / personvernerkl\xe6ring \xe5 \xf8 ",
+        ),
+        (b'text/html; charset="latin-1"', "Godta alle / Avvis / personvernerkl\xe6ring \xe5 \xf8 "),
+        (b"text/html;charset=windows-1252", NB_TEXT.encode("cp1252")),
+        (b"application/xhtml+xml; charset=utf-8", NB_TEXT.encode()),
+    ],
+)
+def test_charset_of_content_type_is_honoured(content_type: bytes, encoded: bytes | str) -> None:
+    if isinstance(encoded, str):  # Latin-1 has no euro sign: it becomes a character reference
+        encoded = encoded.encode("latin-1") + b"&#8364;"
+    render = Renderer("<b data-consentmw-snippet>" + NB_TEXT + "</b>")
+    page = b"<html><body>personvernerkl\xe6ring</body></html>"
+    for chunks in ([page], [page[:20], page[20:]]):
+        _, body = drive(chunks, [(b"content-type", content_type)], render=render)
+        assert body == inject_once(page, b"<b data-consentmw-snippet>" + encoded + b"</b>")
+
+
+# --- CSP nonce and html lang -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("csp", "nonce"),
+    [
+        (
+            [b"default-src 'self'; script-src 'self' 'nonce-abc+/9=' https://x; img-src *"],
+            "abc+/9=",
+        ),
+        ([b"style-src 'nonce-st'; script-src 'strict-dynamic' 'nonce-sc'"], "sc"),
+        ([b"default-src 'nonce-dflt'"], "dflt"),
+        ([b"img-src 'self'", b"Script-Src 'nonce-two'"], "two"),
+        ([b"default-src 'self'"], None),
+        ([], None),
+    ],
+)
+def test_csp_nonce_passed_to_renderer(csp: list[bytes], nonce: str | None) -> None:
+    render = Renderer()
+    hdrs = [(b"content-type", b"text/html"), *((b"content-security-policy", v) for v in csp)]
+    drive([DOC], hdrs, render=render)
+    assert render.calls == [(nonce, "en")]
+
+
+def test_report_only_csp_is_not_used() -> None:
+    render = Renderer()
+    hdrs = [
+        (b"content-type", b"text/html"),
+        (b"content-security-policy-report-only", b"script-src 'nonce-r'"),
+    ]
+    drive([DOC], hdrs, render=render)
+    assert render.calls == [(None, "en")]
+
+
+@pytest.mark.parametrize(
+    ("head", "lang"),
+    [
+        (b'<!DOCTYPE html>\n<HTML LANG="nb-NO">', "nb"),
+        (b"<html class='x' lang='no'>", "no"),
+        (b"<html lang=EN>", "en"),
+        (b'<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="nb" lang="nn_NO">', "nn"),
+        (b'<html xml:lang="nb">', None),
+        (b'<html lang="">', None),
+        (b'<html lang="12">', None),
+        (b'<htmlx lang="nb">', None),
+        (b"<body>no html tag</body>", None),
+        (b" " * 4096 + b'<html lang="nb">', None),
+    ],
+)
+def test_find_html_lang(head: bytes, lang: str | None) -> None:
+    assert find_html_lang(head) == lang
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b'<html lang="nb"><body>hei</body></html>'],
+        [b"<ht", b'ml lang="n', b'b-NO"><body>hei</body></html>'],
+        [b'<html lang="nb">', b"<body>" + b"x" * 10000 + b"</body></html>"],
+    ],
+)
+def test_html_lang_found_across_chunks(chunks: list[bytes]) -> None:
+    render = Renderer()
+    drive(chunks, render=render)
+    assert render.calls == [(None, "nb")]
+
+
+def test_html_lang_absent_or_too_late() -> None:
+    render = Renderer()
+    drive([b"<body>", b"x" * 5000, b'<html lang="nb"></body>'], render=render)
+    drive([b"<html><body></body></html>"], render=render)
+    assert render.calls == [(None, None), (None, None)]
+
+
+def test_response_class_is_plain_asgi() -> None:
+    # A bare Response with text/html and no </body> is a fragment: nothing changes at all.
+    app = Response("<li>item</li>", media_type="text/html")
+    bare, resp = request(app), request(wrap(app))
+    assert (resp.content, resp.headers.raw) == (bare.content, bare.headers.raw)
