@@ -1,0 +1,84 @@
+"""Property: streaming injection over any chunking equals the one-shot injection."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.types import Message
+
+from consentmw.inject import SNIPPET_MARKER, InjectingSend, inject_once
+
+SNIPPET = "<div data-consentmw-snippet>Godta alle</div>"
+
+# Pieces that make end tags, near misses and splits likely; "ø" exercises multi-byte UTF-8.
+PIECES = [
+    "</body>",
+    "</BODY >",
+    "</Body\t>",
+    "</body\n/>",
+    "</body",
+    "</bodyx>",
+    "</bo",
+    "dy>",
+    "<",
+    "/",
+    ">",
+    " ",
+    "\n",
+    "x",
+    "ø",
+    "<html lang='nb'>",
+    "<p>text</p>",
+]
+
+html = st.lists(st.sampled_from(PIECES), max_size=40).map(lambda parts: "".join(parts).encode())
+
+
+def stream(body: bytes, cuts: list[int], tail_size: int) -> bytes:
+    """Send ``body`` cut at ``cuts`` through InjectingSend; return the bytes that came out."""
+    out: list[bytes] = []
+
+    async def send(message: Message) -> None:
+        out.append(message.get("body", b""))
+
+    async def run() -> None:
+        wrapped = InjectingSend(
+            send, method="GET", render_snippet=lambda n, lang: SNIPPET, tail_size=tail_size
+        )
+        headers = [(b"content-type", b"text/html; charset=utf-8")]
+        await wrapped({"type": "http.response.start", "status": 200, "headers": headers})
+        bounds = [0, *sorted(cuts), len(body)]
+        for i in range(len(bounds) - 1):
+            more = i < len(bounds) - 2
+            chunk = body[bounds[i] : bounds[i + 1]]
+            await wrapped({"type": "http.response.body", "body": chunk, "more_body": more})
+
+    asyncio.run(run())
+    return b"".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=html,
+    data=st.data(),
+    tail_size=st.sampled_from([0, 7, 64]),
+)
+def test_streamed_equals_one_shot(body: bytes, data: st.DataObject, tail_size: int) -> None:
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=12))
+    snippet = SNIPPET.encode()
+    out = stream(body, cuts, tail_size)
+    assert out == inject_once(body, snippet)
+    lowered = body.lower()
+    has_end_tag = any(lowered.find(b"</body" + c) >= 0 for c in (b">", b" ", b"\t", b"\n", b"/"))
+    assert out.count(snippet) == (1 if has_end_tag else 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=html, data=st.data())
+def test_marker_anywhere_leaves_body_untouched(body: bytes, data: st.DataObject) -> None:
+    at = data.draw(st.integers(0, len(body)))
+    body = body[:at] + SNIPPET_MARKER + body[at:]
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=12))
+    assert stream(body, cuts, 64) == body
