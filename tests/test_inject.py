@@ -172,7 +172,7 @@ def test_head_untouched() -> None:
     assert sent[0]["headers"] == [(b"content-type", b"text/html; charset=utf-8")]
 
 
-@pytest.mark.parametrize("status", [204, 205, 206, 304])
+@pytest.mark.parametrize("status", [103, 204, 205, 206, 304])
 def test_bodyless_and_partial_statuses_untouched(status: int) -> None:
     sent, body = drive([DOC], status=status)
     assert body == DOC

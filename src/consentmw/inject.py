@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 from starlette.types import Message, Send
 
-__all__ = ["SNIPPET_MARKER", "InjectingSend", "find_html_lang", "inject_once"]
+__all__ = ["SNIPPET_MARKER", "InjectingSend", "csp_nonce", "find_html_lang", "inject_once"]
 
 SNIPPET_MARKER: bytes = b"data-consentmw-snippet"
 
@@ -229,10 +229,13 @@ class InjectingSend:
         status = start["status"]
         if status < 200 or status in _NO_BODY:
             return False
-        headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
-        ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"").decode("latin-1")
+        raw = start.get("headers", ())
+        ctype = bytes(next((v for k, v in raw if k.lower() == b"content-type"), b"")).decode(
+            "latin-1"
+        )
         if ctype.split(";")[0].strip().lower() not in _HTML_TYPES:
-            return False
+            return False  # the common non-HTML case costs this one header lookup
+        headers = [(bytes(k), bytes(v)) for k, v in raw]
         for k, v in headers:
             if k.lower() == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
                 _warn_compressed(v)
