@@ -1,0 +1,227 @@
+"""The consent receipt and the store interface every backend implements.
+
+GDPR Art. 7(1) puts the burden of proof on the site, so each consent decision leaves a
+receipt: what was shown (policy version, banner hash), what was chosen, when, and through
+which channel. Receipts carry no full IP and no raw User-Agent; the consent id is the
+only link to a visitor, which is what makes access and deletion requests answerable.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from consentmw.retention import legal_hold_reason, months_before, validate_retention_months
+
+logger = logging.getLogger("consentmw.records")
+
+ACTIONS = frozenset({"accept_all", "reject_all", "save", "withdraw", "signal"})
+"""Decision kinds: ``save`` covers custom choices and later changes; ``signal`` is a
+refusal derived from Sec-GPC/DNT the first time it is applied."""
+SOURCES = frozenset({"banner", "preferences", "api", "signal"})
+"""Where the decision came from: the banner, the settings page, the JS API, a signal."""
+
+
+class RecordsUnavailable(RuntimeError):
+    """The receipt store cannot be read or changed right now (the HTTP layer answers 503)."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One consent decision, as proof: immutable once written (the store is append-only)."""
+
+    consent_id: str
+    recorded_at: datetime
+    policy_version: str
+    banner_hash: str
+    granted: tuple[str, ...]
+    denied: tuple[str, ...]
+    action: str
+    source: str
+    language: str
+    masked_ip: str
+    browser: str
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.consent_id, str) or not self.consent_id:
+            raise ValueError("Receipt.consent_id must be a non-empty string")
+        if self.recorded_at.tzinfo is None or self.recorded_at.utcoffset() is None:
+            raise ValueError("Receipt.recorded_at must be timezone-aware (server UTC time)")
+        if self.action not in ACTIONS:
+            raise ValueError(f"Receipt.action {self.action!r} is not one of {sorted(ACTIONS)}")
+        if self.source not in SOURCES:
+            raise ValueError(f"Receipt.source {self.source!r} is not one of {sorted(SOURCES)}")
+        granted, denied = tuple(self.granted), tuple(self.denied)
+        if both := set(granted) & set(denied):
+            raise ValueError(f"categories both granted and denied: {sorted(both)}")
+        # Normalise so equal decisions compare equal whatever the caller passed in.
+        object.__setattr__(self, "recorded_at", self.recorded_at.astimezone(timezone.utc))
+        object.__setattr__(self, "granted", granted)
+        object.__setattr__(self, "denied", denied)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (ISO 8601 UTC time, lists), used by /_consent/me and export."""
+        data = asdict(self)
+        data["recorded_at"] = self.recorded_at.isoformat()
+        data["granted"] = list(self.granted)
+        data["denied"] = list(self.denied)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Receipt:
+        """Inverse of :meth:`to_dict` (reads exported JSON lines back)."""
+        values = dict(data)
+        values["recorded_at"] = datetime.fromisoformat(values["recorded_at"])
+        values["granted"] = tuple(values["granted"])
+        values["denied"] = tuple(values["denied"])
+        return cls(**values)
+
+
+class ReceiptStore(abc.ABC):
+    """Where receipts live. ``add`` never raises: a broken store must not break consent.
+
+    Failures of ``add`` are logged once per kind (locked, disk full, read-only, ...) on the
+    ``consentmw.records`` logger and counted in :attr:`failures`; the receipt is kept in
+    memory and retried, so a briefly locked database loses nothing. Reads and deletions
+    raise :class:`RecordsUnavailable` instead, because answering "nothing held" or
+    "deleted" when that is not true would mislead the visitor.
+    """
+
+    #: Receipts kept in memory for retry while the database is failing.
+    max_pending = 10_000
+
+    def __init__(
+        self,
+        *,
+        retention_months: int,
+        legal_hold: bool | str,
+        legal_hold_dirs: tuple[Path, ...],
+        description: str,
+    ) -> None:
+        self.retention_months = validate_retention_months(
+            retention_months, "records_retention_months"
+        )
+        self.legal_hold = legal_hold
+        self.legal_hold_dirs = legal_hold_dirs
+        self.description = description
+        self.failures = 0
+        self._failure_kinds: set[str] = set()
+        self._failure_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}>"
+
+    # -- the async API used by the middleware ---------------------------------------
+
+    @abc.abstractmethod
+    async def add(self, receipt: Receipt) -> None:
+        """Store ``receipt`` durably before returning; on failure log, count, retry later."""
+
+    @abc.abstractmethod
+    async def for_consent_id(self, consent_id: str) -> list[Receipt]:
+        """All stored receipts of one visitor, oldest first (empty after a purge)."""
+
+    @abc.abstractmethod
+    async def forget(self, consent_id: str) -> int:
+        """Delete every receipt of one visitor (right to erasure); return how many."""
+
+    @abc.abstractmethod
+    async def purge(self, *, now: datetime | None = None, dry_run: bool = False) -> int:
+        """Delete receipts older than the retention; 0 (and a log line) under a legal hold."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Write what is still queued, then release threads and connections."""
+
+    # -- sync twins for the CLI and scripts -----------------------------------------
+
+    @abc.abstractmethod
+    def add_sync(self, receipt: Receipt) -> None: ...
+
+    @abc.abstractmethod
+    def for_consent_id_sync(self, consent_id: str) -> list[Receipt]: ...
+
+    @abc.abstractmethod
+    def forget_sync(self, consent_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def purge_sync(self, *, now: datetime | None = None, dry_run: bool = False) -> int: ...
+
+    @abc.abstractmethod
+    def export_sync(self, consent_id: str | None = None) -> Iterator[Receipt]:
+        """Stream receipts (one visitor's, or all) oldest first, without loading them all."""
+
+    @abc.abstractmethod
+    def close_sync(self) -> None: ...
+
+    # -- shared rules -----------------------------------------------------------------
+
+    def legal_hold_reason(self) -> str | None:
+        """Why purging is suspended (config flag or a ``LEGAL_HOLD`` file), else ``None``."""
+        reason = legal_hold_reason(None, self.legal_hold)
+        for directory in self.legal_hold_dirs:
+            reason = reason or legal_hold_reason(directory)
+        return reason
+
+    def purge_cutoff(self, now: datetime | None = None) -> datetime:
+        """Receipts recorded before this instant are past the retention period."""
+        now = now or datetime.now(timezone.utc)
+        if now.tzinfo is None:
+            raise ValueError("purge(now=...) must be timezone-aware")
+        return months_before(now.astimezone(timezone.utc), self.retention_months)
+
+    def _purge_blocked(self) -> bool:
+        reason = self.legal_hold_reason()
+        if reason:
+            logger.warning(
+                "receipt purge skipped for %s: legal hold (%s)", self.description, reason
+            )
+        return reason is not None
+
+    def _note_failure(self, kind: str, exc: BaseException, count: int = 1) -> None:
+        """Count a failed write; log only the first failure of each kind until recovery."""
+        with self._failure_lock:
+            self.failures += count
+            first = kind not in self._failure_kinds
+            self._failure_kinds.add(kind)
+        if first:
+            logger.error(
+                "receipt store %s: cannot write receipts (%s: %s); receipts are kept in memory "
+                "and retried, further '%s' failures are only counted in store.failures",
+                self.description,
+                kind,
+                exc,
+                kind,
+            )
+
+    def _note_success(self) -> None:
+        if self._failure_kinds:
+            with self._failure_lock:
+                kinds, self._failure_kinds = sorted(self._failure_kinds), set()
+            logger.warning(
+                "receipt store %s writes again after %s (%d failed attempts so far)",
+                self.description,
+                ", ".join(kinds),
+                self.failures,
+            )
+
+
+async def purge_periodically(store: ReceiptStore, *, every_seconds: float = 6 * 3600) -> None:
+    """Run ``store.purge()`` forever (start it as a task at application start-up).
+
+    Errors are logged, not raised: a failed purge is retried at the next tick.
+    """
+    while True:
+        try:
+            await store.purge()
+        except Exception:
+            logger.exception("scheduled receipt purge failed for %s", store.description)
+        await asyncio.sleep(every_seconds)

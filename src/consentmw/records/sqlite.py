@@ -1,0 +1,458 @@
+"""SQLite receipt store: the default, needs no server, one file next to the app.
+
+Design, and why:
+
+* One writer thread owns the only writing connection (sqlite3 connections belong to a
+  thread). ``add`` queues the receipt and awaits a future, so the event loop never waits
+  on disk. The thread commits whatever is queued in one transaction (group commit), which
+  is what makes ``synchronous=FULL`` affordable under load.
+* ``synchronous=FULL`` in WAL mode: receipts are legal proof, so a completed ``add`` must
+  survive a power cut, not just a process crash (NORMAL may lose the last commits).
+* Reads open a short-lived connection each (WAL readers never block the writer), in
+  ``mode=rw`` so reading a path that holds no database never creates one.
+* Append-only is enforced by the schema itself: a trigger aborts any UPDATE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from consentmw.records.base import Receipt, ReceiptStore, RecordsUnavailable
+
+logger = logging.getLogger("consentmw.records")
+
+SCHEMA_VERSION = 1
+_SCHEMA = (
+    """CREATE TABLE receipts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        consent_id TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,   -- UTC, 'YYYY-MM-DDTHH:MM:SS.ffffffZ': sorts as text
+        policy_version TEXT NOT NULL,
+        banner_hash TEXT NOT NULL,
+        granted TEXT NOT NULL,       -- JSON array of category names
+        denied TEXT NOT NULL,
+        action TEXT NOT NULL,
+        source TEXT NOT NULL,
+        language TEXT NOT NULL,
+        masked_ip TEXT NOT NULL,
+        browser TEXT NOT NULL
+    )""",
+    "CREATE INDEX receipts_consent_id ON receipts (consent_id)",
+    "CREATE INDEX receipts_recorded_at ON receipts (recorded_at)",
+    """CREATE TRIGGER receipts_append_only BEFORE UPDATE ON receipts
+       BEGIN SELECT RAISE(ABORT, 'consent receipts are append-only'); END""",
+)
+_COLUMNS = (
+    "consent_id, recorded_at, policy_version, banner_hash, granted, denied, "
+    "action, source, language, masked_ip, browser"
+)
+_INSERT = f"INSERT INTO receipts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_BATCH = 1000
+
+
+def _time_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+
+
+def _to_row(r: Receipt) -> tuple[str, ...]:
+    return (
+        r.consent_id,
+        _time_text(r.recorded_at),
+        r.policy_version,
+        r.banner_hash,
+        json.dumps(list(r.granted)),
+        json.dumps(list(r.denied)),
+        r.action,
+        r.source,
+        r.language,
+        r.masked_ip,
+        r.browser,
+    )
+
+
+def _from_row(row: tuple[Any, ...]) -> Receipt:
+    return Receipt(
+        id=row[0],
+        consent_id=row[1],
+        recorded_at=datetime.strptime(row[2], _TIME_FORMAT).replace(tzinfo=timezone.utc),
+        policy_version=row[3],
+        banner_hash=row[4],
+        granted=tuple(json.loads(row[5])),
+        denied=tuple(json.loads(row[6])),
+        action=row[7],
+        source=row[8],
+        language=row[9],
+        masked_ip=row[10],
+        browser=row[11],
+    )
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A short name for what went wrong, so each kind is logged once, not per request."""
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc).lower()
+        for prefix, kind in (
+            ("SQLITE_BUSY", "locked"),
+            ("SQLITE_LOCKED", "locked"),
+            ("SQLITE_FULL", "disk full"),
+            ("SQLITE_READONLY", "read-only"),
+            ("SQLITE_CANTOPEN", "cannot open"),
+            ("SQLITE_IOERR", "I/O error"),
+            ("SQLITE_CORRUPT", "corrupt"),
+            ("SQLITE_NOTADB", "corrupt"),
+        ):
+            if name.startswith(prefix):
+                return kind
+        if "locked" in text:
+            return "locked"
+        if "readonly" in text:
+            return "read-only"
+    if isinstance(exc, OSError):
+        return "cannot create"
+    if isinstance(exc, RecordsUnavailable):
+        return "unavailable"
+    return type(exc).__name__
+
+
+def _resolve(fut: concurrent.futures.Future[Any], result: Any = None) -> None:
+    if not fut.done():
+        fut.set_result(result)
+
+
+def _fail(fut: concurrent.futures.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+class SQLiteReceiptStore(ReceiptStore):
+    """Receipts in one SQLite file; safe for several worker processes on one machine."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retention_months: int = 18,
+        legal_hold: bool | str = False,
+        legal_hold_dir: str | os.PathLike[str] | None = None,
+        busy_timeout: float = 5.0,
+        retry_interval: float = 1.0,
+    ) -> None:
+        self.path = Path(path).absolute()
+        dirs = (Path(legal_hold_dir),) if legal_hold_dir is not None else ()
+        super().__init__(
+            retention_months=retention_months,
+            legal_hold=legal_hold,
+            legal_hold_dirs=(*dirs, self.path.parent),
+            description=f"sqlite:///{self.path}",
+        )
+        self.busy_timeout = busy_timeout
+        self.retry_interval = retry_interval
+        self._jobs: queue.SimpleQueue[tuple[str, Any, concurrent.futures.Future[Any]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        # Owned by the writer thread only:
+        self._conn: sqlite3.Connection | None = None
+        self._file_id: tuple[int, int] | None = None
+        self._pending: list[Receipt] = []
+
+    # -- public API -----------------------------------------------------------------
+
+    async def add(self, receipt: Receipt) -> None:
+        fut = self._submit("add", receipt)
+        if fut is not None:
+            # shield: a cancelled request must not cancel a write that may be under way.
+            await asyncio.shield(asyncio.wrap_future(fut))
+
+    def add_sync(self, receipt: Receipt) -> None:
+        fut = self._submit("add", receipt)
+        if fut is not None:
+            fut.result()
+
+    async def for_consent_id(self, consent_id: str) -> list[Receipt]:
+        return await asyncio.to_thread(self.for_consent_id_sync, consent_id)
+
+    def for_consent_id_sync(self, consent_id: str) -> list[Receipt]:
+        return list(self._select("WHERE consent_id = ?", (consent_id,)))
+
+    def export_sync(self, consent_id: str | None = None) -> Iterator[Receipt]:
+        if consent_id is None:
+            return self._select("", ())
+        return self._select("WHERE consent_id = ?", (consent_id,))
+
+    async def forget(self, consent_id: str) -> int:
+        return await asyncio.wrap_future(self._submit_or_raise("forget", consent_id))
+
+    def forget_sync(self, consent_id: str) -> int:
+        return self._submit_or_raise("forget", consent_id).result()
+
+    async def purge(self, *, now: datetime | None = None, dry_run: bool = False) -> int:
+        return await asyncio.to_thread(self.purge_sync, now=now, dry_run=dry_run)
+
+    def purge_sync(self, *, now: datetime | None = None, dry_run: bool = False) -> int:
+        cutoff = _time_text(self.purge_cutoff(now))
+        if self._purge_blocked():
+            return 0
+        if dry_run:
+            return self._count_before(cutoff)
+        deleted = self._submit_or_raise("purge", cutoff).result()
+        logger.info("purged %d receipts recorded before %s from %s", deleted, cutoff, self)
+        return deleted
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_sync)
+
+    def close_sync(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._jobs.put(None)
+        if thread is not None:
+            thread.join()
+
+    # -- job queue --------------------------------------------------------------------
+
+    def _submit(self, kind: str, arg: Any) -> concurrent.futures.Future[Any] | None:
+        if kind == "add" and not isinstance(arg, Receipt):
+            raise TypeError(f"add() takes a Receipt, not {type(arg).__name__}")
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if not self._closed:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="consentmw-receipts", daemon=True
+                    )
+                    self._thread.start()
+                self._jobs.put((kind, arg, fut))
+                return fut
+        closed = RecordsUnavailable(f"receipt store {self.description} is closed")
+        if kind == "add":
+            self._note_failure("closed", closed)
+            return None
+        fut.set_exception(closed)
+        return fut
+
+    def _submit_or_raise(self, kind: str, arg: Any) -> concurrent.futures.Future[Any]:
+        fut = self._submit(kind, arg)
+        assert fut is not None
+        return fut
+
+    def _run(self) -> None:
+        """Writer thread: batch consecutive adds into one transaction, run other jobs in order."""
+        stop = False
+        while not stop:
+            try:
+                first = self._jobs.get(timeout=self.retry_interval if self._pending else None)
+            except queue.Empty:
+                self._write([])  # retry what a failing database refused earlier
+                continue
+            jobs = [first]
+            while len(jobs) < _BATCH:
+                try:
+                    jobs.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            batch: list[tuple[Receipt, concurrent.futures.Future[Any]]] = []
+            for job in jobs:
+                if job is None:
+                    stop = True
+                    continue
+                kind, arg, fut = job
+                if kind == "add":
+                    batch.append((arg, fut))
+                    continue
+                self._write(batch)
+                batch = []
+                try:
+                    _resolve(fut, self._forget(arg) if kind == "forget" else self._purge(arg))
+                except Exception as exc:
+                    _fail(fut, self._unavailable(exc))
+            self._write(batch)
+        if self._pending:
+            logger.error(
+                "receipt store %s closed with %d receipts that could not be written",
+                self.description,
+                len(self._pending),
+            )
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _write(self, batch: list[tuple[Receipt, concurrent.futures.Future[Any]]]) -> None:
+        receipts = self._pending + [r for r, _ in batch]
+        if not receipts:
+            return
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT, [_to_row(r) for r in receipts])
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                    conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            self._note_failure(failure_kind(exc), exc, count=len(batch))
+            if self._conn is not None and failure_kind(exc) not in ("locked", "disk full"):
+                self._drop_connection()  # reopen next time: the file may be back
+            overflow = len(receipts) - self.max_pending
+            if overflow > 0:
+                dropped = RecordsUnavailable(f"{overflow} receipts dropped from the retry buffer")
+                self._note_failure("retry buffer full", dropped, count=0)
+                receipts = receipts[overflow:]
+            self._pending = receipts
+        else:
+            self._pending = []
+            self._note_success()
+        for _, fut in batch:
+            _resolve(fut)  # add() never raises: failures are logged, counted and retried
+
+    def _forget(self, consent_id: str) -> int:
+        held = len(self._pending)
+        self._pending = [r for r in self._pending if r.consent_id != consent_id]
+        forgotten = held - len(self._pending)
+        if self._conn is None and not self.path.exists():
+            return forgotten
+        conn = self._connection()
+        with _transaction(conn):
+            cur = conn.execute("DELETE FROM receipts WHERE consent_id = ?", (consent_id,))
+        return forgotten + cur.rowcount
+
+    def _purge(self, cutoff: str) -> int:
+        if self._conn is None and not self.path.exists():
+            return 0
+        conn = self._connection()
+        with _transaction(conn):
+            cur = conn.execute("DELETE FROM receipts WHERE recorded_at < ?", (cutoff,))
+        return cur.rowcount
+
+    # -- connections ------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """The writer's connection; reopened if the file was deleted or replaced meanwhile."""
+        if self._conn is not None and self._current_file_id() != self._file_id:
+            logger.warning(
+                "receipt database %s was removed or replaced; opening it again", self.path
+            )
+            self._drop_connection()
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    logger.warning(
+                        "receipt database %s: WAL mode unavailable (%s)", self.path, mode
+                    )
+                conn.execute("PRAGMA synchronous = FULL")
+                self._migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn, self._file_id = conn, self._current_file_id()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+        self._conn = self._file_id = None
+
+    def _current_file_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        with _transaction(conn):  # BEGIN IMMEDIATE: two processes never both create it
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            self._check_version(version)
+            if version == 0:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise RecordsUnavailable(
+                f"{self.path} holds receipts in schema version {version}, newer than this "
+                f"consentmw understands ({SCHEMA_VERSION}): upgrade consentmw"
+            )
+
+    def _select(self, where: str, params: tuple[Any, ...]) -> Iterator[Receipt]:
+        """Yield receipts from a fresh read connection; nothing if no database exists yet."""
+        sql = f"SELECT id, {_COLUMNS} FROM receipts {where} ORDER BY id"
+        for row in self._read(sql, params):
+            yield _from_row(row)
+
+    def _count_before(self, cutoff: str) -> int:
+        sql = "SELECT count(*) FROM receipts WHERE recorded_at < ?"
+        return next(iter(self._read(sql, (cutoff,))), (0,))[0]
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        # mode=rw: reading a path that holds no database must not create one.
+        if not self.path.exists():
+            return
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.as_uri()}?mode=rw", uri=True, timeout=self.busy_timeout
+            )
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            self._check_version(version)
+            if version:
+                yield from conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+        finally:
+            conn.close()
+
+    def _unavailable(self, exc: BaseException) -> RecordsUnavailable:
+        if isinstance(exc, RecordsUnavailable):
+            return exc
+        return RecordsUnavailable(f"receipt store {self.description}: {failure_kind(exc)}: {exc}")
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on error (autocommit connection)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if not exc_type:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
