@@ -1,0 +1,231 @@
+"""Client addresses behind trusted proxies, and masking them before anything is stored.
+
+The policy promises that server logs never identify a person, so the request log only
+ever sees an address with its host part zeroed (IPv4 /16 and IPv6 /48 by default, as
+Matomo recommends; Google Analytics' /24 is ``ipv4_prefix=24``). Proxy headers are
+believed only when the direct peer is a configured proxy, walking the chain from the
+right like uvicorn's ``proxy_headers.py``: every proxy appends, so the first untrusted
+hop from the right is the client and anything to its left may be forged.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "UNKNOWN_IP",
+    "TrustedProxies",
+    "client_ip",
+    "mask_ip",
+    "parse_host",
+    "parse_trusted_proxies",
+]
+
+#: What a missing or malformed address is masked to: never an exception, never the garbage.
+UNKNOWN_IP = "0.0.0.0"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_MAX_HOST_LEN = 100  # longer than any address with brackets, zone and port
+
+
+class TrustedProxies:
+    """Parsed ``trusted_proxies``: addresses, networks, or ``*`` for "trust every peer"."""
+
+    __slots__ = ("_trusts", "always", "hosts", "networks")
+
+    def __init__(
+        self,
+        hosts: Iterable[IPAddress] = (),
+        networks: Iterable[IPNetwork] = (),
+        always: bool = False,
+    ) -> None:
+        self.always = always
+        self.hosts: frozenset[IPAddress] = frozenset(hosts)
+        self.networks: tuple[IPNetwork, ...] = tuple(networks)
+        self._trusts = functools.lru_cache(maxsize=4096)(self._compute)
+
+    def __contains__(self, host: object) -> bool:
+        if self.always:
+            return True
+        if not isinstance(host, str) or not host or len(host) > _MAX_HOST_LEN:
+            return False
+        return self._trusts(host)
+
+    def __bool__(self) -> bool:
+        return self.always or bool(self.hosts) or bool(self.networks)
+
+    def __repr__(self) -> str:
+        if self.always:
+            return "TrustedProxies('*')"
+        items = [str(h) for h in sorted(self.hosts, key=str)] + [str(n) for n in self.networks]
+        return f"TrustedProxies({items!r})"
+
+    def _compute(self, host: str) -> bool:
+        ip = parse_host(host)
+        if ip is None:
+            return False
+        return ip in self.hosts or any(ip in net for net in self.networks)
+
+
+def parse_trusted_proxies(
+    values: Iterable[str] | str | TrustedProxies | None,
+    option: str = "trusted_proxies",
+) -> TrustedProxies:
+    """Validate proxy addresses/networks (``"10.0.0.0/8"``, ``"::1"``, ``"*"``).
+
+    A comma-separated string is accepted too (as in uvicorn's ``--forwarded-allow-ips``).
+    Anything that is not an address or network raises ``ValueError`` naming ``option``:
+    silently ignoring a typo would mean trusting nobody, or worse, the wrong host.
+    """
+    if isinstance(values, TrustedProxies):
+        return values
+    if values is None:
+        return TrustedProxies()
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v.strip()]
+    hosts: list[IPAddress] = []
+    networks: list[IPNetwork] = []
+    always = False
+    for raw in values:
+        if not isinstance(raw, str):
+            raise ValueError(f"{option}: expected address strings, got {raw!r}")
+        item = raw.strip()
+        if item == "*":
+            always = True
+            continue
+        try:
+            if "/" in item:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            else:
+                hosts.append(ipaddress.ip_address(item.strip("[]")))
+        except ValueError:
+            raise ValueError(
+                f"{option}: {raw!r} is not an IP address or CIDR network "
+                "(examples: '10.0.0.0/8', '127.0.0.1', '::1', or '*' to trust every peer)"
+            ) from None
+    return TrustedProxies(hosts, networks, always)
+
+
+def parse_host(value: str) -> IPAddress | None:
+    """The address in a forwarded hop or peer: strips quotes, brackets, port and zone.
+
+    Returns ``None`` for ``unknown``, obfuscated identifiers (``_hidden``) and garbage.
+    """
+    if not isinstance(value, str) or len(value) > _MAX_HOST_LEN:
+        return None  # checked before the cache so huge garbage never pins memory
+    return _parse_host_cached(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_host_cached(value: str) -> IPAddress | None:
+    host = value.strip().strip('"').strip()
+    if not host:
+        return None
+    if host.startswith("["):
+        end = host.find("]")
+        if end == -1:
+            return None
+        host = host[1:end]
+    elif host.count(":") == 1:  # IPv4 with port; bare IPv6 has at least two colons
+        host = host.split(":", 1)[0]
+    host = host.split("%", 1)[0]  # IPv6 zone (fe80::1%eth0) says nothing about the client
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+_FORWARDED_FOR = re.compile(r'(?:^|;)\s*for\s*=\s*("[^"]*"|[^;,\s]*)', re.IGNORECASE)
+
+
+def _forwarded_for_hops(value: str) -> list[str]:
+    """``for=`` values of an RFC 7239 ``Forwarded`` header, in order."""
+    hops = []
+    for element in value.split(","):
+        match = _FORWARDED_FOR.search(element)
+        hops.append(match.group(1) if match else "")
+    return hops
+
+
+def _header_hops(headers: Iterable[tuple[bytes, bytes]]) -> list[str] | None:
+    xff: list[bytes] = []
+    fwd: list[bytes] = []
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            xff.append(value)
+        elif name == b"forwarded":
+            fwd.append(value)
+    # X-Forwarded-For wins: it is what AWS ALB and most proxies append. Forwarded is used
+    # only when a proxy sends nothing else.
+    if xff:
+        return [h.strip() for h in b",".join(xff).decode("latin-1").split(",")]
+    if fwd:
+        return _forwarded_for_hops(b",".join(fwd).decode("latin-1"))
+    return None
+
+
+def client_ip(scope: Mapping[str, Any], trusted_proxies: TrustedProxies) -> str | None:
+    """The client's address (unmasked), or ``None`` when it cannot be known.
+
+    Proxy headers count only when the direct peer (``scope["client"]``) is trusted; then
+    the chain is walked from the right and the first hop that is not a trusted proxy is
+    the client. A hop that is garbage or ``unknown`` at that place means the client is
+    unknown (``None``), never a guess further left, which the client could have forged.
+    """
+    client = scope.get("client")
+    peer = client[0] if client else None
+    if peer is None or not trusted_proxies or peer not in trusted_proxies:
+        return peer
+    hops = _header_hops(scope.get("headers") or ())
+    if not hops or not any(hops):
+        return peer
+    if trusted_proxies.always:
+        ip = parse_host(hops[0])
+        return None if ip is None else str(ip)
+    for hop in reversed(hops):
+        ip = parse_host(hop)
+        if ip is None:
+            return None
+        if not _is_trusted(ip, trusted_proxies):
+            return str(ip)
+    # Every hop is a trusted proxy: the leftmost one is the best we know (uvicorn does same).
+    ip = parse_host(hops[0])
+    return None if ip is None else str(ip)
+
+
+def _is_trusted(ip: IPAddress, trusted: TrustedProxies) -> bool:
+    return ip in trusted.hosts or any(ip in net for net in trusted.networks)
+
+
+def mask_ip(ip: str | None, ipv4_prefix: int = 16, ipv6_prefix: int = 48) -> str:
+    """``ip`` with all but the first ``ipv4_prefix``/``ipv6_prefix`` bits zeroed.
+
+    Never raises for any ``ip``: ``None``, garbage and overlong input give
+    :data:`UNKNOWN_IP`. Ports, brackets and zones are stripped; an IPv4-mapped IPv6
+    address (``::ffff:192.0.2.1``) is masked as the IPv4 address it is. Invalid prefix
+    lengths are a programming error and raise ``ValueError``.
+    """
+    if not isinstance(ip, str) or len(ip) > _MAX_HOST_LEN:
+        return UNKNOWN_IP
+    return _mask_cached(ip, ipv4_prefix, ipv6_prefix)
+
+
+@functools.lru_cache(maxsize=16384)
+def _mask_cached(ip: str, ipv4_prefix: int, ipv6_prefix: int) -> str:
+    if not (0 <= ipv4_prefix <= 32):
+        raise ValueError(f"ipv4_prefix must be 0..32, got {ipv4_prefix!r}")
+    if not (0 <= ipv6_prefix <= 128):
+        raise ValueError(f"ipv6_prefix must be 0..128, got {ipv6_prefix!r}")
+    addr = parse_host(ip)
+    if addr is None:
+        return UNKNOWN_IP
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    prefix = ipv4_prefix if addr.version == 4 else ipv6_prefix
+    return str(ipaddress.ip_network((addr, prefix), strict=False).network_address)

@@ -1,0 +1,60 @@
+"""Optional ISP/ASN lookup from a user-supplied MaxMind-format database (GeoLite2-ASN).
+
+The policy lists "ISP" among what the logs keep. The lookup needs the full address, so
+it happens on the request path before masking; only the network's number and name go
+on, the address itself is dropped. Needs the ``asn`` extra (``maxminddb``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AsnLookup", "open_asn_database"]
+
+
+class AsnLookup:
+    """``lookup(ip) -> (asn, organisation)``; both ``None`` when the address is unknown."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+        self.lookup = functools.lru_cache(maxsize=8192)(self._lookup)
+
+    def _lookup(self, ip: str | None) -> tuple[int | None, str | None]:
+        if not ip:
+            return None, None
+        try:
+            data = self._reader.get(ip)
+        except (ValueError, TypeError):  # not an address
+            return None, None
+        if not isinstance(data, dict):
+            return None, None
+        number = data.get("autonomous_system_number")
+        org = data.get("autonomous_system_organization")
+        return (
+            number if isinstance(number, int) else None,
+            org[:200] if isinstance(org, str) else None,
+        )
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def open_asn_database(path: str | os.PathLike[str], option: str = "asn_database") -> AsnLookup:
+    """Open the database now, so a wrong path fails at start-up with the option's name."""
+    try:
+        import maxminddb
+    except ImportError:
+        raise ValueError(
+            f"{option} needs the maxminddb package: pip install 'consentmw[asn]'"
+        ) from None
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"{option}: no such file {str(file)!r} (a MaxMind .mmdb ASN database)")
+    try:
+        reader = maxminddb.open_database(str(file))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{option}: {str(file)!r} is not a readable MaxMind DB: {exc}") from None
+    return AsnLookup(reader)

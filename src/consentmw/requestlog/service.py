@@ -1,0 +1,218 @@
+"""The request log of one process: validated options, the writer, and housekeeping.
+
+:class:`RequestLogMiddleware` is the ASGI glue around this; keeping the state here lets
+tests, the benchmark and other servers drive the same code without an ASGI app.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from consentmw.privacy.ip import TrustedProxies, mask_ip, parse_trusted_proxies
+from consentmw.requestlog.asn import AsnLookup, open_asn_database
+from consentmw.requestlog.files import PeriodFiles
+from consentmw.requestlog.maintenance import compress_ended, log_legal_hold, purge
+from consentmw.requestlog.periods import ROTATIONS, Schedule, load_timezone
+from consentmw.requestlog.record import PendingRecord, build_record
+from consentmw.requestlog.useragent import UAParser
+from consentmw.requestlog.writer import LogWriter
+from consentmw.retention import DEFAULT_RETENTION_MONTHS, validate_retention_months
+
+__all__ = ["RequestLog"]
+
+logger = logging.getLogger("consentmw.requestlog")
+
+
+def _positive(value: object, option: str, kind: type = float, allow_zero: bool = False) -> Any:
+    ok_types = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, ok_types):
+        raise ValueError(f"{option} must be a {kind.__name__}, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{option} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return value
+
+
+def _prefix(value: object, option: str, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise ValueError(f"{option} must be a whole number from 0 to {maximum}, got {value!r}")
+    return value
+
+
+class RequestLog:
+    """Everything but the ASGI protocol. All options are validated here, at start-up."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] = "logs",
+        *,
+        rotation: str = "daily",
+        timezone: str = "UTC",
+        retention_months: int = DEFAULT_RETENTION_MONTHS,
+        trusted_proxies: Iterable[str] | str | TrustedProxies | None = (),
+        ipv4_prefix: int = 16,
+        ipv6_prefix: int = 48,
+        legal_hold: bool | str = False,
+        queue_size: int = 10_000,
+        asn_database: str | os.PathLike[str] | None = None,
+        ua_backend: str = "user-agents",
+        ua_cache_size: int = 4096,
+        compress: bool = True,
+        compress_after: float = 600.0,
+        maintenance_interval: float = 300.0,
+        flush_interval: float = 0.2,
+        redact_path: Callable[[str], str] | None = None,
+        clock: Callable[[], float] = time.time,
+        rotation_seconds: int | None = None,
+        file_mode: int = 0o640,
+    ) -> None:
+        if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+            raise ValueError(f"directory must be a path, got {directory!r}")
+        if rotation not in ROTATIONS:
+            raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
+        if rotation_seconds is not None:
+            _positive(rotation_seconds, "rotation_seconds", int)
+        if not isinstance(legal_hold, (bool, str)):
+            raise ValueError(f"legal_hold must be True/False or a reason, got {legal_hold!r}")
+        if redact_path is not None and not callable(redact_path):
+            raise ValueError("redact_path must be a callable taking and returning a path")
+        if not callable(clock):
+            raise ValueError("clock must be a callable returning POSIX seconds")
+        self.directory = Path(directory)
+        self.tz = load_timezone(timezone)
+        self.retention_months = validate_retention_months(retention_months)
+        self.trusted = parse_trusted_proxies(trusted_proxies)
+        self.ipv4_prefix = _prefix(ipv4_prefix, "ipv4_prefix", 32)
+        self.ipv6_prefix = _prefix(ipv6_prefix, "ipv6_prefix", 128)
+        self.legal_hold = legal_hold
+        self.compress = bool(compress)
+        self.compress_after = _positive(compress_after, "compress_after", allow_zero=True)
+        self.maintenance_interval = _positive(maintenance_interval, "maintenance_interval")
+        self.rotation_seconds = rotation_seconds
+        self.clock = clock
+        self.asn: AsnLookup | None = (
+            None if asn_database is None else open_asn_database(asn_database)
+        )
+        self.schedule = Schedule(rotation, self.tz, rotation_seconds)
+        parse_ua = UAParser(ua_backend, _positive(ua_cache_size, "ua_cache_size", int))
+        self.writer = LogWriter(
+            PeriodFiles(self.directory, file_mode),
+            Schedule(rotation, self.tz, rotation_seconds),
+            lambda pending: build_record(pending, parse_ua, redact_path),
+            queue_size=_positive(queue_size, "queue_size", int),
+            flush_interval=_positive(flush_interval, "flush_interval"),
+        )
+        self._stop = threading.Event()
+        self._housekeeper: threading.Thread | None = None
+        self._last_hold: str | None = None
+        self._closed = False
+        _register_process_hooks(self)
+
+    def mask(self, ip: str | None) -> str:
+        return mask_ip(ip, self.ipv4_prefix, self.ipv6_prefix)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer and the housekeeping thread (idempotent)."""
+        self._closed = False
+        self.writer.start()
+        if self._housekeeper is None:
+            self._stop.clear()
+            self._housekeeper = threading.Thread(
+                target=self._housekeeping, name="consentmw-requestlog-maintenance", daemon=True
+            )
+            self._housekeeper.start()
+
+    def put(self, record: PendingRecord) -> bool:
+        if self._housekeeper is None:
+            self.start()  # no lifespan (or a request after close): start lazily
+        return self.writer.put(record)
+
+    def close(self) -> None:
+        """Flush everything, stop the threads and report drops. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        housekeeper, self._housekeeper = self._housekeeper, None
+        if housekeeper is not None and housekeeper is not threading.current_thread():
+            housekeeper.join(30)
+        self.writer.close()
+        s = self.writer.stats()
+        if s["dropped"] or s["lost"]:
+            logger.warning(
+                "request log: %d record(s) dropped (queue of %d full) and %d lost "
+                "(write errors) in this process; %d written",
+                s["dropped"],
+                self.writer.queue_size,
+                s["lost"],
+                s["written"],
+            )
+        else:
+            logger.info("request log: closed, %d record(s) written, none dropped", s["written"])
+        if self.asn is not None:
+            self.asn.lookup.cache_clear()
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics: enqueued, written, dropped (queue full), lost, queued."""
+        return self.writer.stats()
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Compress ended periods and purge expired files once (the thread calls this)."""
+        now = self.clock()
+        if self.compress:
+            compress_ended(self.directory, self.tz, now, self.compress_after, self.rotation_seconds)
+        result = purge(
+            self.directory,
+            self.retention_months,
+            now=now,
+            tz=self.tz,
+            legal_hold=self.legal_hold,
+            rotation_seconds=self.rotation_seconds,
+            log_hold=False,
+        )
+        if result.held is not None and result.held != self._last_hold:
+            log_legal_hold(result, self.directory, self.retention_months)
+        self._last_hold = result.held
+
+    def _housekeeping(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.maintain()
+            except Exception:
+                logger.exception("request log: housekeeping failed (will retry)")
+            self._stop.wait(self.maintenance_interval)
+
+    def _after_fork(self) -> None:
+        self._housekeeper = None
+        self._stop = threading.Event()
+        self.writer.reset_after_fork()
+
+
+def _register_process_hooks(log: RequestLog) -> None:
+    """atexit flush as a safety net; a forked child (gunicorn --preload) starts afresh."""
+    ref = weakref.ref(log)
+
+    def at_exit() -> None:
+        obj = ref()
+        if obj is not None:
+            obj.close()
+
+    def after_fork() -> None:
+        obj = ref()
+        if obj is not None:
+            obj._after_fork()
+
+    atexit.register(at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=after_fork)

@@ -1,0 +1,175 @@
+"""The writer thread: the request path only appends to a bounded queue; this thread
+parses User-Agents, encodes lines and appends them to their period's file in batches.
+
+A full queue drops the record and counts it instead of blocking the event loop or
+growing without bound. Disk errors (read-only or full directory) are logged once, not
+per request, and the records they cost are counted as lost; the app keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any
+
+from consentmw.requestlog.files import PeriodFiles
+from consentmw.requestlog.periods import Schedule
+from consentmw.requestlog.record import PendingRecord, encode_record
+
+__all__ = ["LogWriter"]
+
+logger = logging.getLogger("consentmw.requestlog")
+
+
+class LogWriter:
+    """Bounded queue plus one daemon thread writing to :class:`PeriodFiles`."""
+
+    def __init__(
+        self,
+        files: PeriodFiles,
+        schedule: Schedule,
+        build: Callable[[PendingRecord], dict[str, Any]],
+        queue_size: int = 10_000,
+        flush_interval: float = 0.2,
+    ) -> None:
+        self.files = files
+        self.schedule = schedule
+        self.build = build
+        self.queue_size = queue_size
+        self.flush_interval = flush_interval
+        self._queue: deque[PendingRecord] = deque()
+        self._wake = threading.Event()
+        self._high_water = max(1, queue_size // 2)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._failing = False
+        self.enqueued = 0
+        self.written = 0
+        self.dropped = 0  # queue full
+        self.lost = 0  # could not be written (disk errors, bad records)
+
+    # -- request path ------------------------------------------------------------------
+
+    def put(self, record: PendingRecord) -> bool:
+        """Enqueue without blocking; ``False`` (and counted) when the queue is full."""
+        queue = self._queue
+        if len(queue) >= self.queue_size:
+            with self._lock:
+                self.dropped += 1
+            return False
+        queue.append(record)
+        self.enqueued += 1
+        if len(queue) >= self._high_water:
+            self._wake.set()
+        if self._thread is None:
+            self.start()
+        return True
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(
+                target=self._run, name="consentmw-requestlog-writer", daemon=True
+            )
+            self._thread.start()
+
+    def flush(self) -> None:
+        """Write everything queued so far (from any thread; used by tests and close)."""
+        with self._lock:
+            self._drain()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread after it wrote everything; safe to call twice."""
+        thread = self._thread
+        self._stopping = True
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self.flush()  # whatever arrived after the thread's last pass
+        self.files.close()
+        self._thread = None
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the thread did not survive, the parent's queue is not ours."""
+        self._queue = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        self._stopping = False
+        self.files.close()
+
+    # -- writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            stopping = self._stopping
+            with self._lock:
+                self._drain()
+            if stopping:
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            batch: dict[str, list[bytes]] = defaultdict(list)
+            count = 0
+            key = ""
+            while queue and count < 5000:
+                pending = queue.popleft()
+                count += 1
+                try:
+                    line = encode_record(self.build(pending))
+                except Exception:
+                    self.lost += 1
+                    logger.exception("request log: could not encode a record (skipped)")
+                    continue
+                key = self.schedule.key(pending.time)
+                batch[key].append(line)
+            for period, lines in batch.items():
+                self._write(period, lines)
+            self.files.keep_only({key})
+
+    def _write(self, key: str, lines: list[bytes]) -> None:
+        try:
+            self.files.append(key, b"".join(lines))
+        except OSError as exc:
+            self.lost += len(lines)
+            if not self._failing:
+                self._failing = True
+                logger.error(
+                    "request log: cannot write to %s (%s); records are lost until this is "
+                    "fixed, and this is reported once, the app keeps serving",
+                    self.files.directory,
+                    exc,
+                )
+            return
+        if self._failing:
+            self._failing = False
+            logger.warning(
+                "request log: writing to %s works again (%d records lost so far)",
+                self.files.directory,
+                self.lost,
+            )
+        self.written += len(lines)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "enqueued": self.enqueued,
+            "written": self.written,
+            "dropped": self.dropped,
+            "lost": self.lost,
+            "queued": len(self._queue),
+        }
