@@ -164,7 +164,10 @@ class ConsentConfig:
                 f"records_url {self.records_url!r} must be 'sqlite:///path/to/file.db', "
                 "'postgresql://user@host/db', or None to turn receipts off"
             )
-        validate_retention_months(self.records_retention_months, "records_retention_months")
+        try:
+            validate_retention_months(self.records_retention_months, "records_retention_months")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         for name, bits, top in (
             ("ipv4_prefix", self.ipv4_prefix, 32),
             ("ipv6_prefix", self.ipv6_prefix, 128),

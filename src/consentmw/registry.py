@@ -142,6 +142,16 @@ DEFAULT_COOKIES: tuple[CookieSpec, ...] = (
         {"nb": "7 dager", "en": "7 days"},
     ),
     CookieSpec(
+        "AWSALBCORS",
+        NECESSARY,
+        "Amazon Web Services (lastbalanserer)",
+        {
+            "nb": "Som AWSALB, for forespørsler fra andre nettsteder (CORS).",
+            "en": "Like AWSALB, for requests made from other sites (CORS).",
+        },
+        {"nb": "7 dager", "en": "7 days"},
+    ),
+    CookieSpec(
         "access_token",
         NECESSARY,
         FIRST_PARTY,

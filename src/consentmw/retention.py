@@ -26,8 +26,8 @@ def validate_retention_months(value: object, option: str = "retention_months") -
         )
     if not MIN_RETENTION_MONTHS <= value <= MAX_RETENTION_MONTHS:
         raise ValueError(
-            f"{option}={value} is outside the allowed {MIN_RETENTION_MONTHS}..{MAX_RETENTION_MONTHS}"
-            f" months (the privacy policy's default is {DEFAULT_RETENTION_MONTHS})"
+            f"{option}={value} is outside the allowed "
+            f"{MIN_RETENTION_MONTHS}..{MAX_RETENTION_MONTHS} months (the privacy policy's default is {DEFAULT_RETENTION_MONTHS})"
         )
     return value
 

@@ -1,0 +1,64 @@
+"""The ``consentmw`` command: the demo site, configuration check, logs and receipts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .demo import DEMO_GA_ID, create_app
+
+    app = create_app(
+        google_analytics_id=args.ga_id or DEMO_GA_ID,
+        log_directory=args.log_dir,
+        records_url=args.records_url,
+    )
+    print(f"consentmw demo on http://{args.host}:{args.port}/  (Ctrl+C stops)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consentmw", description="Cookie consent and privacy-preserving request logs."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    demo = sub.add_parser("demo", help="run the demo site")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "--ga-id",
+        default=os.environ.get("CONSENTMW_DEMO_GA_ID"),
+        help="Google Analytics measurement id (default G-DEMO000000)",
+    )
+    demo.add_argument("--log-dir", default="demo-logs", help="request log directory")
+    demo.add_argument("--records-url", default="sqlite:///demo-receipts.db")
+    demo.set_defaults(func=_demo)
+    for module in ("consentmw.requestlog.cli", "consentmw.records.cli", "consentmw.check"):
+        try:
+            register = __import__(module, fromlist=["register_cli"]).register_cli
+        except ImportError:  # an optional part that is not installed
+            continue
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except ValueError as exc:  # configuration errors say what to fix
+        print(f"consentmw: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

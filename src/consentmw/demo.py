@@ -1,0 +1,205 @@
+"""A small demo site for a Norwegian SMS company, with consentmw in front of it.
+
+Its pages set every kind of cookie the privacy policy declares, so the enforcement can be
+watched in a browser's developer tools: the login sets ``access_token``/``refresh_token``,
+a stand-in load balancer sets ``AWSALB``, the live page sets ``io``, and the statistics
+page's handler tries to set Google Analytics cookies, which only pass after consent.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from html import escape
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import consent_state
+from .middleware import ConsentMiddleware
+
+DEMO_GA_ID = "G-DEMO000000"
+
+_NAV = (
+    ("/", "Forside"),
+    ("/pling", "Pling"),
+    ("/statistikk", "Statistikk"),
+    ("/live", "Sanntid"),
+    ("/en", "English"),
+    ("/login", "Logg inn"),
+)
+
+
+def _page(request: Request, title: str, body: str, lang: str = "nb") -> HTMLResponse:
+    nav = " | ".join(f'<a href="{href}">{escape(label)}</a>' for href, label in _NAV)
+    state = consent_state(request)
+    user = request.cookies.get("access_token")
+    who = f"<p>Innlogget som <strong>{escape(user)}</strong></p>" if user else ""
+    html = f"""<!doctype html>
+<html lang="{lang}">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)} - Front demo</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:50rem;margin:0 auto;padding:1rem 1rem 12rem;
+line-height:1.5}}nav a{{color:#1f3a93}}code{{background:#eef;padding:0 .2rem}}</style></head>
+<body>
+<header><p><strong>Front Information AS</strong> (demo)</p><nav>{nav}</nav></header>
+<main>
+<h1>{escape(title)}</h1>
+{who}
+{body}
+<p>Samtykke nå: <code>{escape(state.summary)}</code>, statistikk tillatt:
+<code>{state.allows("analytics")}</code></p>
+</main>
+</body>
+</html>"""
+    return HTMLResponse(html)
+
+
+async def home(request: Request) -> Response:
+    return _page(
+        request,
+        "SMS og nummeropplysning",
+        "<p>Dette er en demo av consentmw. Åpne utviklerverktøyene og se hvilke "
+        "informasjonskapsler som settes før og etter at du har valgt.</p>"
+        '<script type="text/plain" data-consent-category="analytics">'
+        "window.demoAnalyticsRan = true;</script>",
+    )
+
+
+async def english(request: Request) -> Response:
+    return _page(
+        request,
+        "SMS and directory services",
+        "<p>The same demo in English: the banner follows the page's language.</p>",
+        lang="en",
+    )
+
+
+async def pling(request: Request) -> Response:
+    return _page(
+        request,
+        "Pling",
+        "<p>Pling er SMS-appen vår. Innstillingene dine lagres bare i nettleseren "
+        "(localStorage).</p>",
+    )
+
+
+async def statistics(request: Request) -> Response:
+    """Tries to set Google Analytics cookies from the server: consentmw decides."""
+    response = _page(
+        request,
+        "Statistikk",
+        "<p>Denne siden prøver å sette <code>_ga</code>, <code>_gid</code> og "
+        "<code>_ga_DEMO000000</code>. Uten samtykke fjerner consentmw dem.</p>",
+    )
+    host = request.url.hostname or ""
+    domain = "." + host.split(".", 1)[1] if host.count(".") >= 2 else None
+    for name, value in (
+        ("_ga", "GA1.1.123456789.1700000000"),
+        ("_gid", "GA1.1.987654321.1700000000"),
+        ("_ga_DEMO000000", "GS1.1.1700000000.1.0.1700000000.0.0.0"),
+    ):
+        response.set_cookie(name, value, max_age=63072000, domain=domain)
+    return response
+
+
+async def live(request: Request) -> Response:
+    response = _page(request, "Sanntid", "<p>Her ville push-oppdateringer kommet.</p>")
+    response.set_cookie("io", secrets.token_urlsafe(12), httponly=True)
+    return response
+
+
+async def login(request: Request) -> Response:
+    if request.method == "POST":
+        form = (await request.body()).decode("utf-8", "replace")
+        user = "kunde"
+        for part in form.split("&"):
+            key, _, value = part.partition("=")
+            if key == "user" and value:
+                user = value[:32]
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie("access_token", user, httponly=True, samesite="lax")
+        response.set_cookie("refresh_token", secrets.token_urlsafe(16), httponly=True)
+        return response
+    return _page(
+        request,
+        "Logg inn",
+        '<form method="post" action="/login"><label>Brukernavn '
+        '<input name="user" value="kunde" autocomplete="username"></label> '
+        '<button type="submit">Logg inn</button></form>',
+    )
+
+
+async def privacy(request: Request) -> Response:
+    return _page(
+        request,
+        "Personvern",
+        "<p>Her står personvernerklæringen til nettstedet. Du kan når som helst endre "
+        'valgene dine under <a href="/_consent/preferences">innstillinger for '
+        "informasjonskapsler</a>.</p>",
+    )
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie("access_token")
+    response.delete_cookie("refresh_token")
+    return response
+
+
+class FakeLoadBalancer:
+    """Sets an AWSALB routing cookie the way AWS's load balancer does."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = f"AWSALB={secrets.token_hex(16)}; Path=/; Max-Age=604800"
+                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode())]
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+def create_app(
+    *,
+    secret_key: str | None = None,
+    google_analytics_id: str | None = DEMO_GA_ID,
+    log_directory: str | Path | None = None,
+    records_url: str | None = None,
+) -> ASGIApp:
+    """The demo site wrapped in ConsentMiddleware (and the request log when asked)."""
+    site = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/en", english),
+            Route("/pling", pling),
+            Route("/statistikk", statistics),
+            Route("/live", live),
+            Route("/personvern", privacy),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/logout", logout, methods=["GET", "POST"]),
+        ]
+    )
+    key = secret_key or os.environ.get("CONSENTMW_SECRET_KEY") or secrets.token_urlsafe(48)
+    app: ASGIApp = ConsentMiddleware(
+        site,
+        secret_key=key,
+        google_analytics_id=google_analytics_id,
+        privacy_policy_url="/personvern",
+        records_url=records_url,
+    )
+    if log_directory is not None:
+        from .requestlog import RequestLogMiddleware
+
+        app = RequestLogMiddleware(app, directory=log_directory)
+    return FakeLoadBalancer(app)

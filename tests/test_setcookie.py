@@ -1,0 +1,51 @@
+"""Cookie header parsing never raises, and deletion covers host and parent domains."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consentmw.setcookie import (
+    cookie_domains,
+    expire_headers,
+    request_cookie,
+    request_cookie_names,
+    set_cookie_name,
+)
+
+
+@given(st.binary(max_size=2000))
+def test_any_bytes_never_raise(value: bytes) -> None:
+    assert isinstance(set_cookie_name(value), str)
+    assert isinstance(request_cookie_names(value), list)
+    request_cookie(value, "consentmw")
+
+
+@given(st.text(max_size=300))
+def test_any_host_never_raises(host: str) -> None:
+    for domain in cookie_domains(host):
+        assert "." in domain
+
+
+def test_names() -> None:
+    assert set_cookie_name(b"_ga=GA1.2; Domain=.example.no; Path=/") == "_ga"
+    assert set_cookie_name(b" _gid = x") == "_gid"
+    assert set_cookie_name(b"novalue") == ""
+    assert set_cookie_name(b"=x") == ""
+    assert request_cookie_names(b"a=1; b=2; a=3; junk; =x") == ["a", "b"]
+    assert request_cookie(b'x=1; consentmw="abc"', "consentmw") == "abc"
+
+
+def test_domains() -> None:
+    assert cookie_domains("www.example.no") == ("www.example.no", "example.no")
+    assert cookie_domains("a.b.front.no:8443") == ("a.b.front.no", "b.front.no", "front.no")
+    assert cookie_domains("localhost") == ()
+    assert cookie_domains("127.0.0.1:8000") == ()
+    assert cookie_domains("[::1]:80") == ()
+
+
+def test_expire_headers() -> None:
+    headers = expire_headers("_ga", "www.example.no", secure=True)
+    assert headers[0].startswith(b"_ga=; Path=/; Max-Age=0")
+    assert b"Domain=example.no" in headers[2] and b"Secure" in headers[2]
+    assert len(headers) == 3
