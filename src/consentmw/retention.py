@@ -27,7 +27,8 @@ def validate_retention_months(value: object, option: str = "retention_months") -
     if not MIN_RETENTION_MONTHS <= value <= MAX_RETENTION_MONTHS:
         raise ValueError(
             f"{option}={value} is outside the allowed "
-            f"{MIN_RETENTION_MONTHS}..{MAX_RETENTION_MONTHS} months (the privacy policy's default is {DEFAULT_RETENTION_MONTHS})"
+            f"{MIN_RETENTION_MONTHS}..{MAX_RETENTION_MONTHS} months "
+            f"(the privacy policy's default is {DEFAULT_RETENTION_MONTHS})"
         )
     return value
 
