@@ -29,6 +29,12 @@ SOURCES = frozenset({"banner", "preferences", "api", "signal"})
 """Where the decision came from: the banner, the settings page, the JS API, a signal."""
 
 
+_TEXT_FIELDS = (
+    "consent_id", "policy_version", "banner_hash", "action", "source", "language",
+    "masked_ip", "browser",
+)  # fmt: skip
+
+
 class RecordsUnavailable(RuntimeError):
     """The receipt store cannot be read or changed right now (the HTTP layer answers 503)."""
 
@@ -60,6 +66,10 @@ class Receipt:
         if self.source not in SOURCES:
             raise ValueError(f"Receipt.source {self.source!r} is not one of {sorted(SOURCES)}")
         granted, denied = tuple(self.granted), tuple(self.denied)
+        texts = [getattr(self, name) for name in _TEXT_FIELDS] + [*granted, *denied]
+        if not all(isinstance(t, str) and "\x00" not in t for t in texts):
+            # PostgreSQL refuses NUL; one unstorable receipt must not block the retry queue.
+            raise ValueError("Receipt text fields must be strings without NUL characters")
         if both := set(granted) & set(denied):
             raise ValueError(f"categories both granted and denied: {sorted(both)}")
         # Normalise so equal decisions compare equal whatever the caller passed in.
