@@ -60,6 +60,7 @@ _COLUMNS = (
 )
 _INSERT = f"INSERT INTO {_TABLE} ({_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
 _SELECT = f"SELECT id, {_COLUMNS} FROM {_TABLE}"
+_BATCH = 1000
 
 
 def _to_row(r: Receipt) -> tuple[Any, ...]:
@@ -130,6 +131,8 @@ class PostgresReceiptStore(ReceiptStore):
         self._schema_ready = False
         self._pending: list[Receipt] = []
         self._retry_task: asyncio.Task[None] | None = None
+        self._queue: list[tuple[Receipt, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- async API ------------------------------------------------------------------
@@ -140,9 +143,24 @@ class PostgresReceiptStore(ReceiptStore):
         if self._closed:
             self._note_failure("closed", RecordsUnavailable("store closed"))
             return
-        batch, self._pending = [*self._pending, receipt], []
-        # shield: a cancelled request must neither cancel the write nor drop the batch.
-        await asyncio.shield(self._write(batch, fresh=1))
+        # Group commit: concurrent adds wait while one flusher writes them in a single
+        # transaction (one commit for a whole burst, instead of one per visitor).
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.append((receipt, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        # shield: a cancelled request must not cancel a write that may be under way.
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            items, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
+            batch, self._pending = [*self._pending, *(r for r, _ in items)], []
+            await self._write(batch, fresh=len(items))
+            for _, done in items:
+                if not done.done():
+                    done.set_result(None)
 
     async def _write(self, batch: list[Receipt], fresh: int) -> None:
         try:
@@ -177,15 +195,19 @@ class PostgresReceiptStore(ReceiptStore):
             raise self._unavailable(exc) from exc
 
     async def forget(self, consent_id: str) -> int:
-        held = len(self._pending)
+        held = len(self._pending) + len(self._queue)
         self._pending = [r for r in self._pending if r.consent_id != consent_id]
+        for r, done in self._queue:
+            if r.consent_id == consent_id and not done.done():
+                done.set_result(None)
+        self._queue = [(r, done) for r, done in self._queue if r.consent_id != consent_id]
         try:
             pool = await self._get_pool()
             async with pool.connection() as conn:
                 cur = await conn.execute(
                     f"DELETE FROM {_TABLE} WHERE consent_id = %s", [consent_id]
                 )
-                return held - len(self._pending) + cur.rowcount
+                return held - len(self._pending) - len(self._queue) + cur.rowcount
         except Exception as exc:
             raise self._unavailable(exc) from exc
 
@@ -206,6 +228,8 @@ class PostgresReceiptStore(ReceiptStore):
         return count
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            await self._flusher
         if self._retry_task is not None:
             self._retry_task.cancel()
         if self._pending and self._pool is not None:
