@@ -15,9 +15,11 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.types import Receive, Send
 
 from .banner import choose_language
+from .config import LANGUAGES
 from .consent import ConsentState, new_consent_id
+from .records import RecordsUnavailable
 from .resources import static_files
-from .setcookie import request_cookie_names
+from .setcookie import expire_headers, request_cookie_names
 
 if TYPE_CHECKING:
     from .middleware import ConsentMiddleware, RequestContext
@@ -98,6 +100,8 @@ class Endpoints:
             "/": ("GET", "HEAD", "POST"),
             "/preferences": ("GET", "HEAD"),
             "/cookies": ("GET", "HEAD"),
+            "/me": ("GET", "HEAD"),
+            "/forget": ("POST",),
         }
         try:
             if sub.startswith("/static/"):
@@ -112,6 +116,10 @@ class Endpoints:
                 response = await self.decide(ctx, receive)
             elif sub == "/":
                 response = JSONResponse(self.state_json(ctx.state), headers=NO_STORE)
+            elif sub == "/me":
+                response = await self.me(ctx)
+            elif sub == "/forget":
+                response = await self.forget(ctx, receive)
             else:
                 response = self.page(ctx, sub[1:])
         except HTTPError as exc:
@@ -158,6 +166,71 @@ class Endpoints:
         headers = {"Cache-Control": cache, "ETag": f'"{item.digest}"'}
         return Response(item.body, media_type=item.media_type, headers=headers)
 
+    # -- the visitor's rights -----------------------------------------------------------
+    async def receipts_of(self, state: ConsentState) -> list[dict[str, object]]:
+        store = self.mw.receipts.store
+        if store is None or not state.consent_id:
+            return []
+        try:
+            return [r.to_dict() for r in await store.for_consent_id(state.consent_id)]
+        except RecordsUnavailable as exc:
+            raise HTTPError(503, "consent records are unavailable right now; try later") from exc
+
+    async def me(self, ctx: RequestContext) -> Response:
+        """Everything held about this visitor: the state and every receipt of its id."""
+        state = ctx.state
+        receipts = await self.receipts_of(state)
+        data = {
+            "state": self.state_json(state),
+            "consent_id": state.consent_id,
+            "receipts": receipts,
+            "request_log": "The request log holds no consent id and no full IP address, so "
+            "nothing in it can be linked to you.",
+        }
+        accept = (ctx.header(b"accept") or b"").lower()
+        if b"application/json" in accept and b"text/html" not in accept:
+            return JSONResponse(data, headers=NO_STORE)
+        html = self.mw.banner.page(
+            "me.html",
+            self.language(ctx),
+            state,
+            next="/",
+            receipts=receipts,
+            data=data,
+            consent_id=state.consent_id,
+        )
+        return HTMLResponse(html, headers={**NO_STORE, "Vary": "Cookie, Accept"})
+
+    async def forget(self, ctx: RequestContext, receive: Receive) -> Response:
+        """Delete this visitor's receipts and every optional cookie, and the consent cookie."""
+        if not is_same_origin(ctx):
+            raise HTTPError(403, "cross-site requests are refused")
+        await read_body(receive)
+        store = self.mw.receipts.store
+        deleted = 0
+        if store is not None and ctx.state.consent_id:
+            try:
+                deleted = await store.forget(ctx.state.consent_id)
+            except RecordsUnavailable as exc:
+                raise HTTPError(503, "consent records are unavailable right now") from exc
+        cleared = ConsentState(policy_version=self.config.policy_version)
+        cookie_header = ctx.header(b"cookie") or b""
+        headers = [
+            *expire_headers(self.config.cookie_name, ctx.host, self.mw.secure(ctx)),
+            *self.mw.expiry_headers(ctx, cleared, request_cookie_names(cookie_header)),
+        ]
+        accept = (ctx.header(b"accept") or b"").lower()
+        if b"application/json" in accept and b"text/html" not in accept:
+            response: Response = JSONResponse({"deleted_receipts": deleted}, headers=NO_STORE)
+        else:
+            html = self.mw.banner.page(
+                "forgotten.html", self.language(ctx), cleared, next="/", deleted=deleted
+            )
+            response = HTMLResponse(html, headers=NO_STORE)
+        for value in headers:
+            response.raw_headers.append((b"set-cookie", value))
+        return response
+
     # -- POST --------------------------------------------------------------------------------
     async def decide(self, ctx: RequestContext, receive: Receive) -> Response:
         if not is_same_origin(ctx):
@@ -165,9 +238,9 @@ class Endpoints:
         content_type = (ctx.header(b"content-type") or b"").split(b";")[0].strip().lower()
         body = await read_body(receive)
         if content_type == b"application/json":
-            action, categories, source, next_path = self.parse_json(body)
+            action, categories, source, next_path = self.parse_json(ctx, body)
         elif content_type in (b"application/x-www-form-urlencoded", b""):
-            action, categories, source, next_path = self.parse_form(body)
+            action, categories, source, next_path = self.parse_form(ctx, body)
         else:
             raise HTTPError(415, "send application/x-www-form-urlencoded or application/json")
         new_state = self.new_state(ctx.state, action, categories)
@@ -181,13 +254,17 @@ class Endpoints:
             response.raw_headers.append((b"set-cookie", value))
         return response
 
-    def parse_form(self, body: bytes) -> tuple[str, set[str], str, str]:
+    def parse_form(self, ctx: RequestContext, body: bytes) -> tuple[str, set[str], str, str]:
         try:
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
         except (UnicodeDecodeError, ValueError) as exc:
             raise HTTPError(400, "malformed form body") from exc
         # Several 'action' fields come from the settings form's hidden default plus the
         # button pressed; the button is the last one.
+        # The language the visitor was shown, for the receipt's text hash.
+        langs = [v for k, v in pairs if k == "lang" and v in LANGUAGES]
+        if langs:
+            ctx.extra["language"] = langs[-1]
         actions = [v for k, v in pairs if k == "action"]
         action = actions[-1] if actions else "save"
         categories = {v for k, v in pairs if k == "category"}
@@ -196,7 +273,7 @@ class Endpoints:
         next_values = [v for k, v in pairs if k == "next"]
         return action, categories, source, safe_next(next_values[-1] if next_values else None)
 
-    def parse_json(self, body: bytes) -> tuple[str, set[str], str, None]:
+    def parse_json(self, ctx: RequestContext, body: bytes) -> tuple[str, set[str], str, None]:
         try:
             data = json.loads(body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:
@@ -207,6 +284,8 @@ class Endpoints:
         categories = data.get("categories", [])
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
             raise HTTPError(400, '"categories" must be a list of category names')
+        if data.get("lang") in LANGUAGES:
+            ctx.extra["language"] = data["lang"]
         source = data.get("source", "api")
         return action, set(categories), source if source in SOURCES else "api", None
 

@@ -20,6 +20,7 @@ from .config import ConfigError, ConsentConfig
 from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
 from .inject import InjectingSend
+from .receipts import ReceiptWriter
 from .setcookie import (
     consent_cookie_header,
     expire_headers,
@@ -90,7 +91,7 @@ class ConsentMiddleware:
         self._cookie_name = config.cookie_name
         self._warned: set[str] = set()
         self._optional = frozenset(self.registry.optional)
-        self.receipts = _ReceiptWriter(self)
+        self.receipts = ReceiptWriter(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -262,23 +263,3 @@ class _Responder:
             names = request_cookie_names(cookie_header)
             out += [(b"set-cookie", v) for v in mw.expiry_headers(self.ctx, state, names)]
         return out
-
-
-class _ReceiptWriter:
-    """Proof of consent: one receipt per decision (filled in by the records store)."""
-
-    def __init__(self, mw: ConsentMiddleware) -> None:
-        self.mw = mw
-
-    def lifespan_send(self, send: Send) -> Send:
-        return send
-
-    async def record(
-        self,
-        ctx: RequestContext,
-        old: ConsentState | None,
-        new: ConsentState,
-        action: str,
-        source: str,
-    ) -> None:
-        return None
