@@ -1,2 +1,260 @@
-/* consentmw: progressive enhancement of the server-rendered banner (see issue 4). */
-(function () { "use strict"; })();
+/* consentmw: progressive enhancement of the server-rendered banner. Vanilla, no build step.
+   Without this file everything still works through plain form posts; with it, choices are
+   sent as JSON without a reload, the settings open in an in-page dialog, scripts marked
+   type="text/plain" data-consent-category="..." run once allowed, and window.consentmw exists. */
+(function () {
+  "use strict";
+  var root = document.getElementById("consentmw");
+  if (!root || window.consentmw) return;
+  var cfg = JSON.parse(root.getAttribute("data-config") || "{}");
+  var prefix = cfg.prefix || "/_consent";
+  var optional = cfg.categories || [];
+  var me = document.currentScript;
+  var nonce = (me && me.nonce) || "";
+  var banner = root.querySelector("[data-cmw-banner]");
+  var dialog = root.querySelector("[data-cmw-dialog]");
+  var status = root.querySelector("[data-cmw-status]");
+  var reopen = root.querySelector(".cmw-reopen");
+  var listeners = [];
+  var opener = null;
+  var queue = Promise.resolve();
+  var granted0 = (root.getAttribute("data-granted") || "").split(" ");
+  var state = {
+    decided: root.getAttribute("data-decided") === "true",
+    signal: root.getAttribute("data-signal") || null,
+    categories: {}
+  };
+  optional.forEach(function (c) { state.categories[c] = granted0.indexOf(c) >= 0; });
+
+  function all(sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); }
+  function allowed(cat) { return cat === "necessary" || state.categories[cat] === true; }
+  function granted() { return optional.filter(allowed); }
+  function get() {
+    var cats = { necessary: true };
+    optional.forEach(function (c) { cats[c] = allowed(c); });
+    return { decided: state.decided, signal: state.signal, categories: cats };
+  }
+
+  // -- cookies this script can reach (not HttpOnly): host-only and every parent domain --
+  function expire(name) {
+    var host = location.hostname, labels = host.split(".");
+    var base = name + "=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+    document.cookie = base;
+    if (/^[\d.]+$|:/.test(host)) return;
+    for (var i = 0; i < labels.length - 1; i++) {
+      document.cookie = base + "; Domain=" + labels.slice(i).join(".");
+    }
+  }
+  function cleanCookies() {
+    var names = document.cookie.split(";").map(function (c) { return c.split("=")[0].trim(); });
+    Object.keys(cfg.cookies || {}).forEach(function (cat) {
+      if (allowed(cat)) return;
+      cfg.cookies[cat].forEach(function (pattern) {
+        var re = new RegExp("^" + pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&")
+          .replace(/\*/g, ".*") + "$");
+        names.forEach(function (n) { if (n && re.test(n)) expire(n); });
+      });
+    });
+  }
+
+  // -- scripts written as <script type="text/plain" data-consent-category="..."> --
+  function run(old) {
+    return new Promise(function (done) {
+      var s = document.createElement("script");
+      for (var i = 0; i < old.attributes.length; i++) {
+        var a = old.attributes[i];
+        if (a.name !== "type" && a.name !== "nonce" && a.name !== "data-type") {
+          s.setAttribute(a.name, a.value);
+        }
+      }
+      if (old.getAttribute("data-type")) s.type = old.getAttribute("data-type");
+      if (old.nonce) s.nonce = old.nonce;
+      if (s.src) {
+        s.async = false; // keep document order among external scripts
+        s.onload = s.onerror = function () { done(); };
+      } else {
+        s.text = old.text;
+      }
+      old.parentNode.replaceChild(s, old);
+      if (!s.src) done();
+    });
+  }
+  function activate() {
+    all('script[type="text/plain"][data-consent-category]').forEach(function (old) {
+      var cats = old.getAttribute("data-consent-category").split(/\s+/).filter(Boolean);
+      if (old.cmwQueued || !cats.every(allowed)) return;
+      old.cmwQueued = true;
+      queue = queue.then(function () { return run(old); });
+    });
+  }
+
+  function load(src) {
+    var s = document.createElement("script");
+    s.src = src;
+    if (nonce) s.nonce = nonce;
+    document.head.appendChild(s);
+  }
+  // Google Analytics: one consent update per decision; in basic mode the loader (and so
+  // anything from Google) comes only after analytics is granted.
+  function analytics() {
+    if (window.consentmwGa) window.consentmwGa(granted());
+    else if (cfg.ga && cfg.gaSrc && allowed("analytics") && !analytics.loaded) {
+      analytics.loaded = true;
+      load(cfg.gaSrc);
+    }
+  }
+
+  function emit() {
+    var detail = get();
+    listeners.slice().forEach(function (fn) {
+      try { fn(detail); } catch (e) { setTimeout(function () { throw e; }); }
+    });
+    document.dispatchEvent(new CustomEvent("consentmw:change", { detail: detail }));
+  }
+
+  function apply() {
+    root.setAttribute("data-granted", granted().join(" "));
+    root.setAttribute("data-decided", String(state.decided));
+    root.setAttribute("data-signal", state.signal || "");
+    if (dialog) all('input[name="category"]', dialog).forEach(function (b) { b.checked = allowed(b.value); });
+    cleanCookies();
+    activate();
+  }
+
+  function hideBanner() {
+    if (!banner) return;
+    var hadFocus = banner.contains(document.activeElement);
+    banner.parentNode.removeChild(banner);
+    banner = null;
+    document.documentElement.style.scrollPaddingBottom = "";
+    if (hadFocus && reopen) reopen.focus();
+  }
+
+  // A decision from the server (POST answer) or a fresher state (bfcache restore).
+  function update(json, decision) {
+    var before = JSON.stringify(get());
+    state.decided = !!json.decided;
+    state.signal = json.signal || null;
+    optional.forEach(function (c) { state.categories[c] = !!(json.categories || {})[c]; });
+    if (!decision && before === JSON.stringify(get())) return;
+    apply();
+    analytics();
+    if (state.decided || state.signal) hideBanner();
+    emit();
+  }
+
+  function decide(action, categories, source) {
+    return fetch(prefix, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ action: action, categories: categories || [], source: source || "api" })
+    }).then(function (r) {
+      if (!r.ok) throw new Error("consentmw: POST " + prefix + " answered " + r.status);
+      return r.json();
+    }).then(function (json) {
+      update(json, true);
+      return get();
+    });
+  }
+
+  function say() {
+    if (!status) return;
+    status.textContent = "";
+    setTimeout(function () { status.textContent = status.getAttribute("data-msg"); }, 50);
+  }
+
+  function show() {
+    if (!dialog || dialog.open) return;
+    opener = document.activeElement;
+    apply();
+    dialog.showModal();
+  }
+
+  if (dialog) {
+    dialog.addEventListener("close", function () {
+      var back = opener && opener.isConnected ? opener : reopen;
+      opener = null;
+      if (back) back.focus();
+    });
+    // Keep Tab inside the open dialog (the page behind it is inert).
+    dialog.addEventListener("keydown", function (e) {
+      if (e.key !== "Tab") return;
+      var f = all("button, [href], input, summary, [tabindex]:not([tabindex='-1'])", dialog)
+        .filter(function (el) { return !el.disabled && el.offsetParent !== null; });
+      var first = f[0], last = f[f.length - 1];
+      if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+      else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+    });
+    dialog.addEventListener("click", function (e) {
+      if (e.target.closest("[data-cmw-close]")) dialog.close();
+    });
+  }
+
+  document.addEventListener("submit", function (e) {
+    var form = e.target, button = e.submitter;
+    if (!form.closest || !form.closest("#consentmw, [data-cmw-banner]")) return;
+    if (form.cmwNative) return;
+    if (form.hasAttribute("data-cmw-reopen") || (button && button.hasAttribute("data-cmw-open"))) {
+      if (!dialog) return;
+      e.preventDefault();
+      show();
+      return;
+    }
+    var action = button && button.name === "action" ? button.value : "save";
+    var source = form.querySelector('input[name="source"]');
+    var cats = all('input[name="category"]:checked', form).map(function (b) { return b.value; });
+    e.preventDefault();
+    decide(action, cats, source ? source.value : "banner").then(function () {
+      if (dialog && dialog.open) dialog.close();
+      say();
+    }, function () {
+      // Fall back to the plain form post (the last "action" field wins on the server).
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = "action";
+      input.value = action;
+      form.appendChild(input);
+      form.cmwNative = true;
+      form.submit();
+    });
+  });
+
+  // Back/forward cache: the page may show an older state than the cookie now holds.
+  window.addEventListener("pageshow", function (e) {
+    if (!e.persisted) return;
+    fetch(prefix, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.json(); })
+      .then(function (json) { update(json, false); }, function () {});
+  });
+
+  // The banner goes first in the document so keyboard and screen-reader users meet it first;
+  // it is fixed, so nothing on the page moves. Scroll padding keeps focused page content
+  // from hiding behind it.
+  if (banner && document.body) {
+    document.body.insertBefore(banner, document.body.firstChild);
+    var pad = function () {
+      if (banner) document.documentElement.style.scrollPaddingBottom = banner.offsetHeight + "px";
+    };
+    pad();
+    window.addEventListener("resize", pad);
+  }
+
+  window.consentmw = {
+    get: get,
+    set: function (categories) { return decide("save", categories, "api"); },
+    show: show,
+    on: function (event, fn) {
+      if (event !== "change" || typeof fn !== "function") throw new Error('consentmw.on("change", fn)');
+      listeners.push(fn);
+      return function () { listeners = listeners.filter(function (x) { return x !== fn; }); };
+    }
+  };
+
+  apply();
+  // Global Privacy Control refuses, like the server's Sec-GPC: never consents.
+  if (navigator.globalPrivacyControl === true && !state.decided && !state.signal) {
+    decide("reject_all", [], "signal").catch(function () {});
+  }
+  document.dispatchEvent(new CustomEvent("consentmw:ready", { detail: get() }));
+})();

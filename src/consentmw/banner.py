@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from html import escape
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, select_autoescape
 
 from .config import LANGUAGES, ConsentConfig
 from .consent import ConsentState
+from .registry import CookieSpec
 from .resources import static_files, templates_dir
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -33,6 +34,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "save": "Lagre valgene",
         "reopen": "Informasjonskapsler",
         "reopen_label": "Endre valgene dine for informasjonskapsler",
+        "reopen_region": "Valg for informasjonskapsler",
+        "allow": "Tillat",
+        "choose": "Endre valgene",
+        "third_party_note": "Opplysninger sendes til {provider}.",
+        "nav_label": "Om informasjonskapsler",
+        "saved": "Valget ditt er lagret.",
         "declaration": "Oversikt over informasjonskapsler",
         "privacy_policy": "Personvernerklæring",
         "preferences_title": "Valgene dine for informasjonskapsler",
@@ -75,8 +82,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "reject_all": "Reject all",
         "settings": "Settings",
         "save": "Save choices",
-        "reopen": "Cookies",
+        "reopen": "Cookie settings",
         "reopen_label": "Change your cookie choices",
+        "reopen_region": "Cookie choices",
+        "allow": "Allow",
+        "choose": "Change your choices",
+        "third_party_note": "Data is sent to {provider}.",
+        "nav_label": "About cookies",
+        "saved": "Your choice has been saved.",
         "declaration": "Cookie declaration",
         "privacy_policy": "Privacy policy",
         "preferences_title": "Your cookie choices",
@@ -156,7 +169,13 @@ class Banner:
 
     def __init__(self, config: ConsentConfig) -> None:
         self.config = config
-        loaders = [FileSystemLoader(str(templates_dir()))]
+        # The site's folder is searched first; "consentmw-default/<name>" always reaches the
+        # shipped template, so an override can extend the original and change one block.
+        shipped = templates_dir()
+        loaders: list[Any] = [
+            FileSystemLoader(str(shipped)),
+            PrefixLoader({"consentmw-default": FileSystemLoader(str(shipped / "consentmw"))}),
+        ]
         if config.templates_dir is not None:
             loaders.insert(0, FileSystemLoader(str(config.templates_dir)))
         self.env = Environment(
@@ -191,16 +210,7 @@ class Banner:
                     "description": c.text("description", lang),
                     "required": c.required,
                     "checked": state.allows(c.name),
-                    "cookies": [
-                        {
-                            "name": s.name,
-                            "purpose": s.text("purpose", lang),
-                            "lifetime": s.text("lifetime", lang),
-                            "provider": s.provider,
-                            "third_party": s.third_party,
-                        }
-                        for s in registry.cookies_in(c.name)
-                    ],
+                    "cookies": _cookie_rows(registry.cookies_in(c.name), lang),
                 }
                 for c in registry.categories
             ],
@@ -246,6 +256,27 @@ class Banner:
         return self.env.get_template(f"consentmw/{template}").render(
             self.context(lang, state, nonce=None, **extra)
         )
+
+
+def _cookie_rows(specs: Iterable[CookieSpec], lang: str) -> list[dict[str, Any]]:
+    """One row per cookie; spellings with identical facts (``__utma``/``_utma``) share a row."""
+    rows: list[dict[str, Any]] = []
+    for s in specs:
+        row = {
+            "name": s.name,
+            "names": [s.name],
+            "purpose": s.text("purpose", lang),
+            "lifetime": s.text("lifetime", lang),
+            "provider": s.provider,
+            "third_party": s.third_party,
+        }
+        prev = rows[-1] if rows else None
+        if prev and all(prev[k] == row[k] for k in ("purpose", "lifetime", "provider")):
+            prev["names"].append(s.name)
+            prev["third_party"] = prev["third_party"] or s.third_party
+        else:
+            rows.append(row)
+    return rows
 
 
 @lru_cache(maxsize=16)

@@ -1,0 +1,54 @@
+/* consentmw: Google Analytics 4 (gtag.js) with Consent Mode v2. A same-origin file, so a
+   strict CSP needs no inline script. Consent "default" (all denied) runs before any Google
+   tag, then one "update" per decision. Ad signals stay denied unless a "marketing" category
+   exists and is granted. Basic mode: this file is only ever loaded once analytics is granted. */
+(function () {
+  "use strict";
+  var w = window;
+  var root = document.getElementById("consentmw");
+  if (!root || w.consentmwGa) return;
+  var cfg = JSON.parse(root.getAttribute("data-config") || "{}");
+  var id = cfg.ga;
+  var categories = cfg.categories || [];
+  var advanced = cfg.mode === "advanced";
+  var granted = (root.getAttribute("data-granted") || "").split(" ").filter(Boolean);
+  var decided = root.getAttribute("data-decided") === "true" || !!root.getAttribute("data-signal");
+  if (!id || (!advanced && granted.indexOf("analytics") < 0)) return;
+  var me = document.currentScript;
+
+  w.dataLayer = w.dataLayer || [];
+  function gtag() { w.dataLayer.push(arguments); }
+  w.gtag = gtag;
+
+  function signals(list) {
+    var ads = categories.indexOf("marketing") >= 0 && list.indexOf("marketing") >= 0;
+    var ad = ads ? "granted" : "denied";
+    return {
+      analytics_storage: list.indexOf("analytics") >= 0 ? "granted" : "denied",
+      ad_storage: ad,
+      ad_user_data: ad,
+      ad_personalization: ad
+    };
+  }
+  var defaults = signals([]);
+  defaults.wait_for_update = 500;
+  gtag("consent", "default", defaults);
+  gtag("set", "ads_data_redaction", true);
+  if (decided) gtag("consent", "update", signals(granted));
+
+  // Called by consent.js after each decision made on this page.
+  w.consentmwGa = function (list) {
+    var update = signals(list);
+    gtag("consent", "update", update);
+    // Basic mode: a withdrawal stops gtag.js from sending anything more from this page.
+    w["ga-disable-" + id] = !advanced && update.analytics_storage === "denied";
+  };
+
+  gtag("js", new Date());
+  gtag("config", id);
+  var s = document.createElement("script");
+  s.async = true;
+  s.src = "https://www.googletagmanager.com/gtag/js?id=" + encodeURIComponent(id);
+  if (me && me.nonce) s.nonce = me.nonce;
+  document.head.appendChild(s);
+})();
