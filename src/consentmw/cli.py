@@ -23,6 +23,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    """Validate the configuration from CONSENTMW_* variables and print it, redacted."""
+    import json
+
+    from .envconfig import config_from_env, describe
+
+    try:
+        config = config_from_env()
+    except ValueError as exc:
+        print(f"consentmw: configuration error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(describe(config), indent=2, ensure_ascii=False))
+    print("consentmw: configuration OK", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consentmw", description="Cookie consent and privacy-preserving request logs."
@@ -40,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--log-dir", default="demo-logs", help="request log directory")
     demo.add_argument("--records-url", default="sqlite:///demo-receipts.db")
     demo.set_defaults(func=_demo)
-    for module in ("consentmw.requestlog.cli", "consentmw.records.cli", "consentmw.check"):
+    check = sub.add_parser("check", help="validate CONSENTMW_* settings and print them")
+    check.set_defaults(func=_check)
+    for module in ("consentmw.requestlog.cli", "consentmw.records.cli"):
         try:
             register = __import__(module, fromlist=["register_cli"]).register_cli
         except ImportError:  # an optional part that is not installed

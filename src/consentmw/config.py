@@ -72,7 +72,7 @@ class ConsentConfig:
     ``secret_key`` may be a list: the first key signs, every key verifies (rotation).
     """
 
-    secret_key: str | bytes | Sequence[str | bytes]
+    secret_key: str | bytes | Sequence[str | bytes] | None = None
     policy_version: str = "1"
     google_analytics_id: str | None = None
     analytics_mode: AnalyticsMode = "basic"

@@ -19,6 +19,7 @@ from .banner import Banner, choose_language
 from .config import ConfigError, ConsentConfig
 from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
+from .envconfig import config_from_env
 from .inject import InjectingSend
 from .receipts import ReceiptWriter
 from .setcookie import (
@@ -77,7 +78,7 @@ class ConsentMiddleware:
                     f"unknown option(s) {', '.join(sorted(unknown))}; valid options: "
                     f"{', '.join(ConsentConfig.option_names())}"
                 )
-            config = ConsentConfig(**options)
+            config = config_from_env(**options)  # keywords win over CONSENTMW_* variables
         self.app = app
         self.config = config
         self.registry = config.registry

@@ -1,0 +1,123 @@
+"""Configuration from ``CONSENTMW_*`` environment variables (12-factor deployments).
+
+Every :class:`~consentmw.ConsentConfig` option has a variable named after it in upper
+case (``CONSENTMW_SECRET_KEY``, ``CONSENTMW_GOOGLE_ANALYTICS_ID``, ...). Values go through
+the same validation as keyword options; a value that cannot even be parsed raises a
+:class:`~consentmw.config.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+from .config import ConfigError, ConsentConfig
+from .registry import Category, CookieSpec
+
+PREFIX = "CONSENTMW_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_INTS = {"consent_lifetime_days", "records_retention_months", "ipv4_prefix", "ipv6_prefix"}
+_BOOLS = {"honour_privacy_signals"}
+_OPTIONAL_BOOLS = {"secure_cookie"}
+_LISTS = {"trusted_proxies"}
+_NULLABLE = {"google_analytics_id", "records_url", "privacy_policy_url", "cookie_domain",
+             "templates_dir"}  # fmt: skip
+_SECRETS = {"secret_key"}
+
+
+def env_name(option: str) -> str:
+    return PREFIX + option.upper()
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} must be one of 1/0, true/false, yes/no, on/off")
+
+
+def _json(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be JSON ({exc.msg} at position {exc.pos})") from None
+
+
+def _parse(option: str, raw: str) -> Any:
+    name = env_name(option)
+    if option in _SECRETS:
+        keys = [k.strip() for k in raw.split(",") if k.strip()]
+        return keys[0] if len(keys) == 1 else keys
+    if option in _INTS:
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} must be a whole number") from None
+    if option in _BOOLS:
+        return _bool(name, raw)
+    if option in _OPTIONAL_BOOLS:
+        return None if raw.strip().lower() in ("", "auto") else _bool(name, raw)
+    if option in _LISTS:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if option == "legal_hold":
+        value = raw.strip()
+        return _bool(name, value) if value.lower() in _TRUE | _FALSE else value
+    if option in ("categories", "cookies", "extra_cookies", "texts"):
+        data = _json(name, raw)
+        try:
+            if option == "texts":
+                return dict(data)
+            kind = Category if option == "categories" else CookieSpec
+            return [kind(**item) for item in data]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+    if option in _NULLABLE and raw.strip().lower() in ("", "none", "null", "off"):
+        return None
+    return raw
+
+
+def options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The options set in the environment, parsed (not yet validated as a whole)."""
+    env = os.environ if environ is None else environ
+    options: dict[str, Any] = {}
+    for f in fields(ConsentConfig):
+        if f.init and env_name(f.name) in env:
+            options[f.name] = _parse(f.name, env[env_name(f.name)])
+    return options
+
+
+def config_from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> ConsentConfig:
+    """A validated config from ``CONSENTMW_*`` variables; keyword ``overrides`` win."""
+    return ConsentConfig(**{**options_from_env(environ), **overrides})
+
+
+def describe(config: ConsentConfig) -> dict[str, Any]:
+    """The effective configuration for display, with secrets redacted."""
+    out: dict[str, Any] = {}
+    for f in fields(ConsentConfig):
+        if not f.init:
+            continue
+        value = getattr(config, f.name)
+        if f.name in _SECRETS:
+            out[f.name] = f"<{len(config.secret_keys)} key(s), redacted>"
+        elif f.name == "records_url" and value:
+            from .records import redact_url
+
+            out[f.name] = redact_url(value)
+        elif f.name in ("categories",):
+            out[f.name] = [c.name for c in value]
+        elif f.name in ("cookies", "extra_cookies"):
+            out[f.name] = [f"{c.name} ({c.category})" for c in value]
+        elif isinstance(value, tuple | list):
+            out[f.name] = list(value)
+        elif isinstance(value, Mapping):
+            out[f.name] = dict(value)
+        else:
+            out[f.name] = value if value is None or isinstance(value, bool | int) else str(value)
+    return out

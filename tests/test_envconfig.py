@@ -1,0 +1,95 @@
+"""Every option can come from CONSENTMW_* variables, with the same validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from consentmw import ConfigError, ConsentMiddleware
+from consentmw.envconfig import config_from_env, describe
+
+from .conftest import SECRET, client_for, site
+
+ENV = {
+    "CONSENTMW_SECRET_KEY": f"{SECRET},{SECRET}-old",
+    "CONSENTMW_POLICY_VERSION": "1.07",
+    "CONSENTMW_GOOGLE_ANALYTICS_ID": "G-ABC123XYZ9",
+    "CONSENTMW_CONSENT_LIFETIME_DAYS": "90",
+    "CONSENTMW_HONOUR_PRIVACY_SIGNALS": "false",
+    "CONSENTMW_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+    "CONSENTMW_RECORDS_URL": "none",
+    "CONSENTMW_SECURE_COOKIE": "auto",
+    "CONSENTMW_EXTRA_COOKIES": json.dumps(
+        [{"name": "sessionid", "category": "necessary", "purpose": "Django session"}]
+    ),
+    "CONSENTMW_TEXTS": json.dumps({"en": {"title": "Cookies at Front"}}),
+}
+
+
+def test_all_kinds_of_values_parse() -> None:
+    config = config_from_env(ENV)
+    assert config.secret_keys == (SECRET.encode(), (SECRET + "-old").encode())
+    assert config.policy_version == "1.07"
+    assert config.consent_lifetime_days == 90
+    assert config.honour_privacy_signals is False
+    assert list(config.trusted_proxies) == ["10.0.0.0/8", "127.0.0.1"]
+    assert config.records_url is None and config.secure_cookie is None
+    assert config.registry.lookup("sessionid").category == "necessary"  # type: ignore[union-attr]
+    shown = json.dumps(describe(config))
+    assert SECRET not in shown and "redacted" in shown
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"CONSENTMW_CONSENT_LIFETIME_DAYS": "lots"}, "CONSENTMW_CONSENT_LIFETIME_DAYS"),
+        ({"CONSENTMW_CONSENT_LIFETIME_DAYS": "500"}, "13 months"),
+        ({"CONSENTMW_HONOUR_PRIVACY_SIGNALS": "maybe"}, "true/false"),
+        ({"CONSENTMW_EXTRA_COOKIES": "[{"}, "must be JSON"),
+        ({"CONSENTMW_EXTRA_COOKIES": '[{"name": "x", "category": "nope"}]'}, "unknown category"),
+        ({"CONSENTMW_SECRET_KEY": "short"}, "at least 32 bytes"),
+    ],
+)
+def test_bad_values_name_the_variable_or_option(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        config_from_env({"CONSENTMW_SECRET_KEY": SECRET, **env})
+
+
+async def test_middleware_reads_environment_and_keywords_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONSENTMW_SECRET_KEY", SECRET)
+    monkeypatch.setenv("CONSENTMW_PREFIX", "/from-env")
+    monkeypatch.setenv("CONSENTMW_RECORDS_URL", "none")
+    mw = ConsentMiddleware(site())
+    assert mw.config.prefix == "/from-env"
+    async with client_for(mw) as client:
+        assert (await client.get("/from-env")).status_code == 200
+    assert ConsentMiddleware(site(), prefix="/kw").config.prefix == "/kw"
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTMW_")}
+    return subprocess.run(
+        [sys.executable, "-m", "consentmw.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=60,
+    )
+
+
+def test_check_prints_redacted_config_and_fails_on_errors() -> None:
+    ok = run_cli("check", env=ENV)
+    assert ok.returncode == 0, ok.stderr
+    shown = json.loads(ok.stdout)
+    assert shown["google_analytics_id"] == "G-ABC123XYZ9"
+    assert SECRET not in ok.stdout
+    bad = run_cli("check", env={**ENV, "CONSENTMW_PREFIX": "no-slash"})
+    assert bad.returncode != 0 and "prefix" in bad.stderr
+    missing = run_cli("check", env={})
+    assert missing.returncode != 0 and "secret_key is required" in missing.stderr
