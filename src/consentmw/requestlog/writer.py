@@ -42,7 +42,8 @@ class LogWriter:
         self._queue: deque[PendingRecord] = deque()
         self._wake = threading.Event()
         self._high_water = max(1, queue_size // 2)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one drain at a time
+        self._drop_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._failing = False
@@ -57,7 +58,7 @@ class LogWriter:
         """Enqueue without blocking; ``False`` (and counted) when the queue is full."""
         queue = self._queue
         if len(queue) >= self.queue_size:
-            with self._lock:
+            with self._drop_lock:
                 self.dropped += 1
             return False
         queue.append(record)
@@ -104,6 +105,7 @@ class LogWriter:
         """In a forked child: the thread did not survive, the parent's queue is not ours."""
         self._queue = deque()
         self._lock = threading.Lock()
+        self._drop_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = None
         self._stopping = False
