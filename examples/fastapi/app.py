@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from html import escape
+from typing import Annotated
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
@@ -43,7 +44,7 @@ def home(consent: ConsentDep) -> HTMLResponse:
 
 
 @app.get("/state")
-def state(consent: ConsentState = Depends(consent_dependency)) -> dict[str, object]:
+def state(consent: Annotated[ConsentState, Depends(consent_dependency)]) -> dict[str, object]:
     """Server-side code checks consent the way the middleware does, e.g. before it sends
     an analytics event from the server."""
     return {"decided": consent.decided, "granted": sorted(consent.granted)}
