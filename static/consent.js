@@ -5,7 +5,9 @@
 (function () {
   "use strict";
   var root = document.getElementById("consentmw");
-  if (!root || window.consentmw) return;
+  // (window.consentmw is also the element with that id until the API below replaces it.)
+  if (!root || root.cmwStarted) return;
+  root.cmwStarted = true;
   var cfg = JSON.parse(root.getAttribute("data-config") || "{}");
   var prefix = cfg.prefix || "/_consent";
   var optional = cfg.categories || [];

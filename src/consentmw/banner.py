@@ -19,7 +19,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, se
 
 from .config import LANGUAGES, ConsentConfig
 from .consent import ConsentState
-from .registry import CookieSpec
+from .registry import FIRST_PARTY, CookieSpec
 from .resources import static_files, templates_dir
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -40,6 +40,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "third_party_note": "Opplysninger sendes til {provider}.",
         "nav_label": "Om informasjonskapsler",
         "saved": "Valget ditt er lagret.",
+        "first_party": "Dette nettstedet (førstepart)",
         "declaration": "Oversikt over informasjonskapsler",
         "privacy_policy": "Personvernerklæring",
         "preferences_title": "Valgene dine for informasjonskapsler",
@@ -90,6 +91,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "third_party_note": "Data is sent to {provider}.",
         "nav_label": "About cookies",
         "saved": "Your choice has been saved.",
+        "first_party": "This site (first party)",
         "declaration": "Cookie declaration",
         "privacy_policy": "Privacy policy",
         "preferences_title": "Your cookie choices",
@@ -210,7 +212,9 @@ class Banner:
                     "description": c.text("description", lang),
                     "required": c.required,
                     "checked": state.allows(c.name),
-                    "cookies": _cookie_rows(registry.cookies_in(c.name), lang),
+                    "cookies": _cookie_rows(
+                        registry.cookies_in(c.name), lang, self.texts[lang]["first_party"]
+                    ),
                 }
                 for c in registry.categories
             ],
@@ -258,7 +262,7 @@ class Banner:
         )
 
 
-def _cookie_rows(specs: Iterable[CookieSpec], lang: str) -> list[dict[str, Any]]:
+def _cookie_rows(specs: Iterable[CookieSpec], lang: str, us: str) -> list[dict[str, Any]]:
     """One row per cookie; spellings with identical facts (``__utma``/``_utma``) share a row."""
     rows: list[dict[str, Any]] = []
     for s in specs:
@@ -267,7 +271,7 @@ def _cookie_rows(specs: Iterable[CookieSpec], lang: str) -> list[dict[str, Any]]
             "names": [s.name],
             "purpose": s.text("purpose", lang),
             "lifetime": s.text("lifetime", lang),
-            "provider": s.provider,
+            "provider": us if s.provider == FIRST_PARTY else s.provider,
             "third_party": s.third_party,
         }
         prev = rows[-1] if rows else None
