@@ -108,7 +108,12 @@ async def text_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     body = json.dumps({"client": scope.get("client"), "headers": len(scope["headers"])}).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": body[:5], "more_body": True})
     await send({"type": "http.response.body", "body": body[5:]})

@@ -41,8 +41,21 @@ def test_mask_defaults(ip: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    [None, "", "unknown", "_hidden", "not-an-ip", "300.1.1.1", "1.2.3", "[::1", "a" * 10_000,
-     "1.2.3.4:x:y", "::ffff:1.2.3.999", "\x00", "１２３.1.1.1"],
+    [
+        None,
+        "",
+        "unknown",
+        "_hidden",
+        "not-an-ip",
+        "300.1.1.1",
+        "1.2.3",
+        "[::1",
+        "a" * 10_000,
+        "1.2.3.4:x:y",
+        "::ffff:1.2.3.999",
+        "\x00",
+        "１２３.1.1.1",
+    ],
 )
 def test_mask_garbage_is_placeholder(garbage: object) -> None:
     assert mask_ip(garbage) == UNKNOWN_IP  # type: ignore[arg-type]

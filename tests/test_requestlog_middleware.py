@@ -15,8 +15,8 @@ from consentmw.requestlog import RECORD_FIELDS, RequestLogMiddleware
 from tests.requestlog_helpers import (
     UA_CHROME,
     UA_IPHONE,
-    State,
     Lifespan,
+    State,
     call,
     read_records,
     run,
@@ -79,12 +79,26 @@ def test_forbidden_fields_never_reach_disk(tmp_path: Path) -> None:
             await text_app(scope, receive, send)
 
         mw.app = with_consent
-        run(mw, "/x", query=b"token=tok-DDD", headers=[*SECRET_HEADERS,
-            (b"user-agent", UA_CHROME.encode())])
+        run(
+            mw,
+            "/x",
+            query=b"token=tok-DDD",
+            headers=[*SECRET_HEADERS, (b"user-agent", UA_CHROME.encode())],
+        )
     mw.close()
     disk = all_disk_bytes(tmp_path / "logs")
-    for secret in (b"198.51.100.23", b"tok-", b"c0ffee", b"GA1.1", b"Bearer", b"Mozilla",
-                   b"AppleWebKit", b"token", b"cookie", b"authorization"):
+    for secret in (
+        b"198.51.100.23",
+        b"tok-",
+        b"c0ffee",
+        b"GA1.1",
+        b"Bearer",
+        b"Mozilla",
+        b"AppleWebKit",
+        b"token",
+        b"cookie",
+        b"authorization",
+    ):
         assert secret not in disk, secret
     records = read_records(tmp_path / "logs")
     assert [r["consent"] for r in records] == ["granted", "denied"]
@@ -123,8 +137,11 @@ def test_consent_state_from_outer_middleware(tmp_path: Path) -> None:
 
 def test_mask_client_in_scope(tmp_path: Path) -> None:
     mw = make(tmp_path, trusted_proxies=["127.0.0.1"], mask_client_in_scope=True)
-    result = run(mw, client=("127.0.0.1", 5), headers=[(b"x-forwarded-for", b"2001:db8:1:2::9"),
-                                                       (b"forwarded", b"for=1.2.3.4")])
+    result = run(
+        mw,
+        client=("127.0.0.1", 5),
+        headers=[(b"x-forwarded-for", b"2001:db8:1:2::9"), (b"forwarded", b"for=1.2.3.4")],
+    )
     mw.close()
     body = json.loads(b"".join(m.get("body", b"") for m in result["sent"]))
     assert body == {"client": ["2001:db8:1::", 0], "headers": 0}
@@ -133,8 +150,12 @@ def test_mask_client_in_scope(tmp_path: Path) -> None:
 
 def test_bad_input(tmp_path: Path) -> None:
     mw = make(tmp_path, trusted_proxies=["10.0.0.0/8"])
-    run(mw, "/\udcff", raw_path=b"/caf\xc3\xa9/\xff\xfe%ZZ%e2%82%ac?q=1",
-        headers=[(b"user-agent", b"A" * 10_000 + b" Chrome/1")])
+    run(
+        mw,
+        "/\udcff",
+        raw_path=b"/caf\xc3\xa9/\xff\xfe%ZZ%e2%82%ac?q=1",
+        headers=[(b"user-agent", b"A" * 10_000 + b" Chrome/1")],
+    )
     run(mw, client=("10.0.0.1", 1), headers=[(b"x-forwarded-for", b"evil, unknown, 10.0.0.2")])
     run(mw, client=("198.51.100.23", 1), headers=[(b"x-forwarded-for", b"1.1.1.1")])
     run(mw, client=None, method="BREW\x00!", headers=[(b"referer", b"\xff\xfe://[::")])
@@ -265,8 +286,9 @@ def test_websocket_passes_through_with_masked_client(tmp_path: Path) -> None:
         seen.update(scope)
 
     mw2 = make(tmp_path, ws_app, mask_client_in_scope=True)
-    asyncio.run(mw2({"type": "websocket", "client": ("198.51.100.23", 9), "headers": []},
-                    None, None))
+    asyncio.run(
+        mw2({"type": "websocket", "client": ("198.51.100.23", 9), "headers": []}, None, None)
+    )
     mw2.close()
     assert seen["client"] == ("198.51.0.0", 0)
     assert read_records(tmp_path / "logs") == []

@@ -68,15 +68,33 @@ def test_utc_iso() -> None:
 
 
 def pending(t: float, path: str = "/") -> PendingRecord:
-    return PendingRecord(t, "203.0.0.0", None, None, "GET", path.encode(), 200, 1, 1.0,
-                         None, None, "undecided", None, None)
+    return PendingRecord(
+        t,
+        "203.0.0.0",
+        None,
+        None,
+        "GET",
+        path.encode(),
+        200,
+        1,
+        1.0,
+        None,
+        None,
+        "undecided",
+        None,
+        None,
+    )
 
 
 def test_record_just_after_period_end_goes_to_its_own_period(tmp_path) -> None:
     """The writer files by the record's time, not by when it gets written."""
     parse = UAParser()
-    writer = LogWriter(PeriodFiles(tmp_path), Schedule("daily", UTC),
-                       lambda p: build_record(p, parse), flush_interval=60)
+    writer = LogWriter(
+        PeriodFiles(tmp_path),
+        Schedule("daily", UTC),
+        lambda p: build_record(p, parse),
+        flush_interval=60,
+    )
     late = ts(2026, 11, 27, 23, 59, 59) + 0.9  # enqueued before midnight ...
     writer.put(pending(late, "/late"))
     writer.put(pending(ts(2026, 11, 28, 0, 0, 0) + 0.1, "/early"))

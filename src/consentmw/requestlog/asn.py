@@ -55,6 +55,6 @@ def open_asn_database(path: str | os.PathLike[str], option: str = "asn_database"
         raise ValueError(f"{option}: no such file {str(file)!r} (a MaxMind .mmdb ASN database)")
     try:
         reader = maxminddb.open_database(str(file))
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # InvalidDatabaseError is a RuntimeError
         raise ValueError(f"{option}: {str(file)!r} is not a readable MaxMind DB: {exc}") from None
     return AsnLookup(reader)
