@@ -84,7 +84,7 @@ def test_helpers() -> None:
 def test_asn_not_configured_and_missing_file(tmp_path: Path) -> None:
     mw = RequestLogMiddleware(text_app, directory=str(tmp_path), flush_interval=60)
     assert mw.log.asn is None
-    with pytest.raises(ValueError, match="asn_database.*no such file"):
+    with pytest.raises(ValueError, match=r"asn_database.*no such file"):
         RequestLogMiddleware(text_app, directory=str(tmp_path), asn_database=tmp_path / "x")
     (tmp_path / "bad.mmdb").write_bytes(b"not a database")
     with pytest.raises(ValueError, match="asn_database"):
