@@ -1,0 +1,509 @@
+"""consentmw benchmark suite: one command, ratios against a bare app in the same run.
+
+    python benchmarks/run.py [--quick] [--json out.json]
+
+Starts the app of ``apps.py`` under uvicorn once per stack (bare, consent, full = request
+log + consent, naive = BaseHTTPMiddleware reference), loads each with ``wrk`` from a
+separate process (an asyncio/httpx load generator when wrk cannot be had), interleaving
+the stacks round by round, and prints the median requests/s, the ratio to bare and the
+p99 latency of each route; then the in-process microbenchmarks (``micro.py``), the peak
+RSS growth while streaming 100 MB of HTML, and the overhead budget of issue 7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+STACK_LABELS = {
+    "bare": "bare",
+    "consent": "ConsentMiddleware",
+    "full": "Consent+RequestLog",
+    "naive": "naive BaseHTTPMiddleware",
+}
+MARKER = b"data-consentmw-snippet"
+
+WRK_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH {\"requests\":%d,\"duration_us\":%d,\"bytes\":%d,\"p50_us\":%d,\"p99_us\":%d," ..
+    "\"errors\":%d,\"status_errors\":%d}\n",
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: str
+    decided: bool = False
+    stacks: tuple[str, ...] = ("bare", "consent", "full", "naive")
+
+
+SCENARIOS = (
+    Scenario("json", "/json"),
+    Scenario("html undecided", "/html"),
+    Scenario("html decided", "/html", decided=True),
+    Scenario("realistic ~1ms", "/realistic"),
+    Scenario("stream 1 MB", "/stream"),
+)
+
+
+@dataclass
+class Cell:
+    rps: list[float] = field(default_factory=list)
+    p99_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rps_median": statistics.median(self.rps),
+            "rps_runs": [round(x, 1) for x in self.rps],
+            "p99_ms_median": statistics.median(self.p99_ms),
+            "errors": self.errors,
+        }
+
+
+# -- servers -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, stack: str, http: str, rows: int, log_dir: str) -> None:
+        self.stack = stack
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTMW_")}
+        env.update(BENCH_STACK=stack, BENCH_ROWS=str(rows), BENCH_LOG_DIR=log_dir)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "apps:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--http",
+            http,
+            "--loop",
+            "asyncio",
+        ]
+        self.proc = subprocess.Popen(cmd, env=env, cwd=HERE, stderr=subprocess.PIPE)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"server {self.stack} exited: {err}")
+            try:
+                with urllib.request.urlopen(self.base + "/json", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server {self.stack} did not start in {timeout}s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def fetch(url: str, cookie: str | None = None, data: bytes | None = None) -> tuple[int, Any, bytes]:
+    req = urllib.request.Request(url, data=data)
+    if cookie:
+        req.add_header("Cookie", cookie)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def decided_cookie(server: Server) -> str:
+    """A visitor who refused everything: POST /_consent, keep the consent cookie."""
+    status, headers, _ = fetch(server.base + "/_consent", data=b"action=reject_all&next=/")
+    for value in headers.get_all("set-cookie") or []:
+        if value.startswith("consentmw="):
+            return value.split(";", 1)[0]
+    raise RuntimeError(f"POST /_consent gave {status} without a consent cookie")
+
+
+def sanity_check(servers: dict[str, Server], cookie: str) -> dict[str, Any]:
+    """Every stack answers every route, and injects exactly where it should."""
+    sizes: dict[str, Any] = {}
+    for sc in SCENARIOS:
+        for stack in sc.stacks:
+            status, _, body = fetch(servers[stack].base + sc.path, cookie if sc.decided else None)
+            injects = stack != "bare" and sc.path != "/json"
+            if status != 200 or (MARKER in body) != injects:
+                raise RuntimeError(
+                    f"{stack} {sc.path}: status {status}, marker {MARKER in body}, "
+                    f"expected {injects}"
+                )
+            sizes[f"{sc.name} / {stack}"] = len(body)
+    return sizes
+
+
+# -- load generation -----------------------------------------------------------------------------
+
+
+def find_wrk() -> str | None:
+    wrk = shutil.which("wrk") or ("/usr/bin/wrk" if Path("/usr/bin/wrk").exists() else None)
+    if wrk:
+        return wrk
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("wrk missing: apt-get install -y wrk", file=sys.stderr)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "wrk"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    return shutil.which("wrk")
+
+
+class Load:
+    def __init__(self, duration: float, connections: int, force_python: bool = False) -> None:
+        self.duration = duration
+        self.connections = connections
+        self.wrk = None if force_python else find_wrk()
+        fd, self._lua = tempfile.mkstemp(suffix=".lua", prefix="consentmw-bench-")
+        with os.fdopen(fd, "w") as f:
+            f.write(WRK_LUA)
+
+    @property
+    def tool(self) -> str:
+        return "wrk" if self.wrk else "python-httpx"
+
+    def run(self, url: str, cookie: str | None, duration: float | None = None) -> dict[str, Any]:
+        seconds = duration or self.duration
+        if self.wrk:
+            cmd = [self.wrk, "-t1", f"-c{self.connections}", f"-d{seconds:g}s", "--latency"]
+            cmd += ["-s", self._lua]
+            if cookie:
+                cmd += ["-H", f"Cookie: {cookie}"]
+        else:
+            cmd = [sys.executable, str(Path(__file__)), "--loadgen", url, str(seconds)]
+            cmd += [str(self.connections), cookie or ""]
+        if self.wrk:
+            cmd.append(url)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+        for line in out.stdout.splitlines():
+            if line.startswith("BENCH "):
+                r = json.loads(line[6:])
+                return {
+                    "rps": r["requests"] / (r["duration_us"] / 1e6),
+                    "p99_ms": r["p99_us"] / 1000.0,
+                    "errors": r["errors"] + r["status_errors"],
+                }
+        raise RuntimeError(f"load generator failed: {out.stdout}\n{out.stderr}")
+
+    def close(self) -> None:
+        os.unlink(self._lua)
+
+
+def python_loadgen(url: str, seconds: float, connections: int, cookie: str) -> None:
+    """Fallback closed-loop load generator (much slower than wrk: ratios get compressed)."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    size = 0
+
+    async def worker(client: Any, deadline: float) -> None:
+        nonlocal errors, size
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            try:
+                r = await client.get(url)
+                size += len(r.content)
+                if r.status_code >= 400:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+
+    async def main() -> float:
+        headers = {"Cookie": cookie} if cookie else {}
+        limits = httpx.Limits(max_connections=connections)
+        async with httpx.AsyncClient(headers=headers, limits=limits) as client:
+            t0 = time.perf_counter()
+            deadline = t0 + seconds
+            await asyncio.gather(*(worker(client, deadline) for _ in range(connections)))
+            return time.perf_counter() - t0
+
+    elapsed = asyncio.run(main())
+    latencies.sort()
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    r = {
+        "requests": len(latencies),
+        "duration_us": int(elapsed * 1e6),
+        "bytes": size,
+        "p50_us": int(p(0.5) * 1e6),
+        "p99_us": int(p(0.99) * 1e6),
+        "errors": errors,
+        "status_errors": 0,
+    }
+    print("BENCH " + json.dumps(r))
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def rss_check(megabytes: int) -> list[dict[str, Any]]:
+    results = []
+    for mode in ("injector", "middleware"):
+        out = subprocess.run(
+            [sys.executable, str(HERE / "micro.py"), "--rss", mode, "--mb", str(megabytes)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return results
+
+
+BUDGETS = (
+    ("JSON / non-HTML passthrough", "json", "consent", 0.95),
+    ("HTML with injection, undecided visitor", "html undecided", "consent", 0.85),
+    ("HTML, decided visitor", "html decided", "consent", 0.90),
+    ("realistic page (~1 ms handler)", "realistic ~1ms", "consent", 0.97),
+    ("full stack with request log, 20 KB HTML", "html undecided", "full", 0.80),
+)
+
+
+def budget_lines(table: dict[str, dict[str, Any]], rss: list[dict[str, Any]]) -> list[dict]:
+    lines = []
+    for label, scenario, stack, minimum in BUDGETS:
+        if scenario not in table:
+            continue
+        ratio = table[scenario].get(stack, {}).get("ratio")
+        ok = ratio is not None and ratio >= minimum
+        lines.append({"budget": f"{label}: >= {minimum:.2f}", "value": ratio, "pass": ok})
+    if not rss:
+        return lines
+    worst = max(r["growth_kb"] for r in rss)
+    lines.append(
+        {
+            "budget": "streaming 100 MB HTML: peak RSS growth < 5 MB",
+            "value": round(worst / 1024, 3),
+            "pass": worst < 5 * 1024 and all(r["injected"] for r in rss),
+        }
+    )
+    return lines
+
+
+def machine() -> dict[str, Any]:
+    import starlette
+    import uvicorn
+
+    cpu = platform.processor()
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "uvicorn": uvicorn.__version__,
+        "starlette": starlette.__version__,
+        "platform": platform.platform(),
+        "load_avg_at_start": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 s runs, 1 round: for debugging")
+    parser.add_argument("--json", metavar="PATH", help="write every result as JSON")
+    parser.add_argument("--duration", type=float, help="seconds per load run (default 5)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--http", choices=("h11", "httptools"), default="h11")
+    parser.add_argument("--python-load", action="store_true", help="use the httpx generator")
+    parser.add_argument("--skip-load", action="store_true", help="only micro + RSS")
+    parser.add_argument("--skip-micro", action="store_true", help="only the load phase")
+    parser.add_argument("--only", action="append", help="run only this route (repeatable)")
+    parser.add_argument("--loadgen", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.loadgen:
+        url, seconds, conns, cookie = args.loadgen
+        python_loadgen(url, float(seconds), int(conns), cookie)
+        return 0
+
+    duration = args.duration or (1.0 if args.quick else 5.0)
+    rounds = args.rounds or (1 if args.quick else 3)
+    info = machine()
+    from apps import calibrate_rows
+
+    rows = calibrate_rows()
+    print(
+        f"machine: {info['nproc']} CPUs, {info['cpu']}; Python {info['python']}, "
+        f"uvicorn {info['uvicorn']} (--http {args.http}, 1 worker), "
+        f"starlette {info['starlette']}; load avg {info['load_avg_at_start'][0]:.2f}"
+    )
+    table: dict[str, dict[str, Any]] = {}
+    settings: dict[str, Any] = {"duration_s": duration, "rounds": rounds, "http": args.http}
+    settings.update(connections=args.connections, realistic_rows=rows)
+    if not args.skip_load:
+        table, settings = load_phase(args, duration, rounds, rows, settings)
+        print(format_load(table, settings))
+
+    micro: list[dict[str, Any]] = []
+    rss: list[dict[str, Any]] = []
+    if not args.skip_micro:
+        from micro import format_table, run_micro
+
+        micro = run_micro(args.quick)
+        print()
+        print(format_table(micro))
+        print()
+        rss = rss_check(100)
+    for r in rss:
+        print(
+            f"streaming {r['streamed_mb']} MB HTML through the {r['mode']}: peak RSS "
+            f"{r['hwm_before_kb'] / 1024:.1f} -> {r['hwm_after_kb'] / 1024:.1f} MB "
+            f"(growth {r['growth_kb'] / 1024:.2f} MB), injected={r['injected']}"
+        )
+
+    budgets = budget_lines(table, rss)
+    print()
+    print("budget (issue 7)")
+    for b in budgets:
+        value = "-" if b["value"] is None else f"{b['value']:.3f}"
+        print(f"  {'PASS' if b['pass'] else 'MISS'}  {b['budget']:<52} {value}")
+
+    if args.json:
+        result = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": info,
+            "settings": settings,
+            "load": table,
+            "micro": micro,
+            "rss": rss,
+            "budgets": budgets,
+        }
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nJSON written to {args.json}")
+    return 0
+
+
+def load_phase(
+    args: argparse.Namespace, duration: float, rounds: int, rows: int, settings: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    log_dir = tempfile.mkdtemp(prefix="consentmw-bench-log-")
+    stacks = list(STACK_LABELS)
+    servers = {s: Server(s, args.http, rows, log_dir) for s in stacks}
+    load = Load(duration, args.connections, args.python_load)
+    settings["load_tool"] = load.tool
+    cells: dict[tuple[str, str], Cell] = {}
+    scenarios = [sc for sc in SCENARIOS if not args.only or sc.name in args.only]
+    try:
+        for server in servers.values():
+            server.wait()
+        cookie = decided_cookie(servers["consent"])
+        settings["response_bytes"] = sanity_check(servers, cookie)
+        warm = min(1.0, duration)
+        for sc in scenarios:  # warm-up: imports, caches, JIT-free but allocator-warm
+            for stack in sc.stacks:
+                load.run(servers[stack].base + sc.path, cookie if sc.decided else None, warm)
+        for rnd in range(rounds):
+            for sc in scenarios:
+                order = sc.stacks[rnd % len(sc.stacks) :] + sc.stacks[: rnd % len(sc.stacks)]
+                for stack in order:
+                    r = load.run(servers[stack].base + sc.path, cookie if sc.decided else None)
+                    cell = cells.setdefault((sc.name, stack), Cell())
+                    cell.rps.append(r["rps"])
+                    cell.p99_ms.append(r["p99_ms"])
+                    cell.errors += r["errors"]
+            print(f"  round {rnd + 1}/{rounds} done", file=sys.stderr)
+        settings["log_bytes_written"] = sum(
+            p.stat().st_size for p in Path(log_dir).rglob("*") if p.is_file()
+        )
+    finally:
+        for server in servers.values():
+            server.stop()
+        load.close()
+        shutil.rmtree(log_dir, ignore_errors=True)
+    table: dict[str, dict[str, Any]] = {}
+    for sc in scenarios:
+        bare = statistics.median(cells[(sc.name, "bare")].rps)
+        table[sc.name] = {}
+        for stack in sc.stacks:
+            s = cells[(sc.name, stack)].summary()
+            s["ratio"] = round(s["rps_median"] / bare, 3)
+            table[sc.name][stack] = s
+    return table, settings
+
+
+def format_load(table: dict[str, dict[str, Any]], settings: dict[str, Any]) -> str:
+    head = (
+        f"load: {settings['load_tool']} -c{settings['connections']} "
+        f"{settings['duration_s']:g}s x {settings['rounds']} interleaved rounds, medians; "
+        f"realistic page = {settings['realistic_rows']} template rows (~1 ms)"
+    )
+    lines = [head, ""]
+    cols = f"{'route':<16} {'stack':<25} {'req/s':>9} {'x bare':>7} {'p99 ms':>8}  {'runs'}"
+    lines += [cols, "-" * len(cols)]
+    for scenario, stacks in table.items():
+        for stack, s in stacks.items():
+            runs = " ".join(f"{x:.0f}" for x in s["rps_runs"])
+            err = f"  ERRORS={s['errors']}" if s["errors"] else ""
+            lines.append(
+                f"{scenario:<16} {STACK_LABELS[stack]:<25} {s['rps_median']:>9.0f} "
+                f"{s['ratio']:>7.3f} {s['p99_ms_median']:>8.2f}  {runs}{err}"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
