@@ -92,6 +92,7 @@ class ConsentMiddleware:
         self._cookie_name = config.cookie_name
         self._warned: set[str] = set()
         self._optional = frozenset(self.registry.optional)
+        self._undecided = ConsentState(policy_version=config.policy_version)
         self.receipts = ReceiptWriter(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -109,13 +110,18 @@ class ConsentMiddleware:
 
     # -- state ---------------------------------------------------------------------------------
     def context(self, scope: Scope) -> RequestContext:
-        headers: dict[bytes, bytes] = {}
-        for key, value in scope["headers"]:
-            if key in headers:  # repeated Cookie headers are joined, others keep the first
-                if key == b"cookie":
-                    headers[key] += b"; " + value
-                continue
-            headers[key] = value
+        raw = scope["headers"]
+        if not isinstance(raw, list):
+            raw = list(raw)
+        headers: dict[bytes, bytes] = dict(raw)  # C speed; exact when no name repeats
+        if len(headers) != len(raw):
+            headers = {}
+            for key, value in raw:
+                if key in headers:  # repeated Cookie headers are joined, others keep the first
+                    if key == b"cookie":
+                        headers[key] += b"; " + value
+                    continue
+                headers[key] = value
         state, persist = self.resolve(headers)
         scope[SCOPE_KEY] = state
         return RequestContext(scope, headers, state, persist)
@@ -129,7 +135,7 @@ class ConsentMiddleware:
                 return state, False
         signal = self.privacy_signal(headers)
         if signal is None:
-            return ConsentState(policy_version=self.config.policy_version), False
+            return self._undecided, False  # frozen: one shared instance
         return (
             ConsentState(
                 denied=self._optional,
