@@ -5,7 +5,7 @@
 (function () {
   "use strict";
   var w = window;
-  var root = document.getElementById("consentmw");
+  var root = document.getElementById("consentmw-root");
   if (!root || w.consentmwGa) return;
   var cfg = JSON.parse(root.getAttribute("data-config") || "{}");
   var id = cfg.ga;

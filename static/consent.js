@@ -4,8 +4,7 @@
    type="text/plain" data-consent-category="..." run once allowed, and window.consentmw exists. */
 (function () {
   "use strict";
-  var root = document.getElementById("consentmw");
-  // (window.consentmw is also the element with that id until the API below replaces it.)
+  var root = document.getElementById("consentmw-root");
   if (!root || root.cmwStarted) return;
   root.cmwStarted = true;
   var cfg = JSON.parse(root.getAttribute("data-config") || "{}");
@@ -195,7 +194,7 @@
 
   document.addEventListener("submit", function (e) {
     var form = e.target, button = e.submitter;
-    if (!form.closest || !form.closest("#consentmw, [data-cmw-banner]")) return;
+    if (!form.closest || !form.closest("#consentmw-root, [data-cmw-banner]")) return;
     if (form.cmwNative) return;
     if (form.hasAttribute("data-cmw-reopen") || (button && button.hasAttribute("data-cmw-open"))) {
       if (!dialog) return;

@@ -75,7 +75,7 @@ def _client(app: Any) -> httpx.AsyncClient:
 
 
 def snippet(html: str) -> str:
-    start = html.index('<div id="consentmw"')
+    start = html.index('<div id="consentmw-root"')
     return html[start : html.rindex("</div>") + 6]
 
 
