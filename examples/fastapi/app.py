@@ -20,7 +20,7 @@ os.environ.setdefault("CONSENTMW_SECRET_KEY", secrets.token_urlsafe(48))
 app = FastAPI()
 # add_middleware puts each new middleware outside the ones added before it, so the
 # request log (added last) wraps ConsentMiddleware and logs the state it resolved.
-app.add_middleware(ConsentMiddleware, privacy_policy_url="/privacy")
+app.add_middleware(ConsentMiddleware)
 app.add_middleware(
     RequestLogMiddleware,
     directory=os.environ.get("CONSENTMW_LOG_DIR", "logs"),

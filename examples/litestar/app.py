@@ -43,7 +43,7 @@ async def state(request: Request) -> dict[str, object]:
 
 
 app = RequestLogMiddleware(  # outermost: it logs the consent state the inner one resolved
-    ConsentMiddleware(Litestar(route_handlers=[home, state]), privacy_policy_url="/privacy"),
+    ConsentMiddleware(Litestar(route_handlers=[home, state])),
     directory=os.environ.get("CONSENTMW_LOG_DIR", "logs"),
     mask_client_in_scope=True,  # the app and uvicorn's access log see 127.0.0.0
 )

@@ -48,6 +48,6 @@ app = Starlette(
             directory=os.environ.get("CONSENTMW_LOG_DIR", "logs"),
             mask_client_in_scope=True,  # the app and uvicorn's access log see 127.0.0.0
         ),
-        Middleware(ConsentMiddleware, privacy_policy_url="/privacy"),
+        Middleware(ConsentMiddleware),
     ],
 )

@@ -53,7 +53,7 @@ async def with_lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 application = RequestLogMiddleware(  # outermost: logs the state ConsentMiddleware resolved
-    ConsentMiddleware(with_lifespan, extra_cookies=DJANGO_COOKIES, privacy_policy_url="/"),
+    ConsentMiddleware(with_lifespan, extra_cookies=DJANGO_COOKIES),
     directory=os.environ.get("CONSENTMW_LOG_DIR", "logs"),
     mask_client_in_scope=True,  # Django's REMOTE_ADDR and uvicorn's access log: 127.0.0.0
 )
