@@ -229,6 +229,8 @@ def _receipts(records: Path) -> int:
 @pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
 def test_multiworker_behind_nginx(tmp_path: Path) -> None:
     port, app_port = free_port(), free_port()
+    while app_port == port:
+        app_port = free_port()
     env = {"PORT": str(port), "APP_PORT": str(app_port), "PYTHON": sys.executable,
            "NGINX": NGINX, "CONSENTMW_TRUSTED_PROXIES": "127.0.0.1"}  # fmt: skip
     folder = EXAMPLES / "multiworker"
