@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from starlette.requests import HTTPConnection
+
 from .config import ConfigError, ConsentConfig
 from .consent import ConsentState
 from .middleware import ConsentMiddleware
@@ -25,10 +27,12 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def consent_state(request_or_scope: Any) -> ConsentState:
+def consent_state(request_or_scope: HTTPConnection) -> ConsentState:
     """The visitor's consent state as ConsentMiddleware resolved it for this request.
 
-    Takes a Starlette/FastAPI ``Request`` (anything with ``.scope``) or an ASGI scope.
+    Takes a Starlette/FastAPI ``Request`` (anything with ``.scope``: Django's and
+    Litestar's requests too) or an ASGI scope dict; FastAPI can use it directly as a
+    dependency: ``state: ConsentState = Depends(consent_state)``.
     Outside the middleware it returns an undecided state: no consent is ever assumed.
     """
     scope = getattr(request_or_scope, "scope", request_or_scope)

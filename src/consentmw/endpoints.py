@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 MAX_BODY = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Vary": "Cookie"}
 ACTIONS = ("accept_all", "reject_all", "save")
-SOURCES = ("banner", "preferences", "api")
+SOURCES = ("banner", "preferences", "api", "signal")
 
 
 class HTTPError(Exception):

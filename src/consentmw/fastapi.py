@@ -1,8 +1,6 @@
-"""FastAPI dependency for the visitor's consent state.
+"""FastAPI shorthand for the visitor's consent state.
 
-``Depends(consent_state)`` does not work as is: FastAPI reads the parameter of
-:func:`consentmw.consent_state` (``request_or_scope: Any``) as a required query
-parameter. :func:`consent_dependency` takes the ``Request`` that FastAPI injects::
+``Depends(consent_state)`` works as is; :data:`ConsentDep` saves writing it out::
 
     from consentmw.fastapi import ConsentDep
 

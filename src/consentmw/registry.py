@@ -134,7 +134,7 @@ DEFAULT_COOKIES: tuple[CookieSpec, ...] = (
     CookieSpec(
         "AWSALB",
         NECESSARY,
-        "Amazon Web Services (lastbalanserer)",
+        "Amazon Web Services",
         {
             "nb": "Sender nettleseren din til den serveren i serverparken som passer best.",
             "en": "Sends your browser to the best-suited server in our server park.",
@@ -144,7 +144,7 @@ DEFAULT_COOKIES: tuple[CookieSpec, ...] = (
     CookieSpec(
         "AWSALBCORS",
         NECESSARY,
-        "Amazon Web Services (lastbalanserer)",
+        "Amazon Web Services",
         {
             "nb": "Som AWSALB, for forespørsler fra andre nettsteder (CORS).",
             "en": "Like AWSALB, for requests made from other sites (CORS).",
