@@ -69,11 +69,13 @@ def server_port() -> Iterator[int]:
         proc.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its event loop must end before asyncio tests run
 def browser() -> Iterator[Any]:
+    if os.environ.get("CI") and not Path("/usr/bin/chromium").exists():
+        pytest.fail("CI must run the browser tests: scripts/test installs Debian chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed at /usr/bin/chromium")
+        pytest.skip("Debian chromium not installed at /usr/bin/chromium (scripts/test does)")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield chromium
