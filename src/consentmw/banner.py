@@ -75,8 +75,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "close": "Lukk",
         "me_title": "Det vi har lagret om valgene dine",
         "me_intro": "Her ser du alt vi har lagret om samtykkene dine: valget du har nå, og en "
-        "kvittering for hvert valg du har gjort. Kvitteringene er knyttet til en "
-        "tilfeldig id i informasjonskapselen din, ikke til navnet ditt.",
+        "kvittering for hvert valg du har gjort. Kvitteringene er knyttet til en tilfeldig id i "
+        "informasjonskapselen din, ikke til navnet ditt.",
         "me_id": "Din samtykke-id",
         "me_none": "Vi har ingen kvitteringer for denne id-en.",
         "me_when": "Tidspunkt (UTC)",
@@ -90,14 +90,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "me_log": "Forespørselsloggen vår inneholder verken samtykke-id eller full IP-adresse, så "
         "ingenting der kan knyttes til deg.",
         "me_forget": "Slett alt om meg",
-        "me_forget_help": "Sletter kvitteringene over og alle valgfrie informasjonskapsler. Du blir spurt "
-        "på nytt neste gang.",
-        "me_complain": "Mener du at vi ikke følger reglene, kan du klage til oss eller til Datatilsynet.",
+        "me_forget_help": "Sletter kvitteringene over og alle valgfrie informasjonskapsler. Du "
+        "blir spurt på nytt neste gang.",
+        "me_complain": "Mener du at vi ikke følger reglene, kan du klage til oss eller til "
+        "Datatilsynet.",
         "forgot_title": "Slettet",
-        "forgot_done": "Vi har slettet kvitteringene for valgene dine (antall: %d) og fjernet samtykke-"
-        "informasjonskapselen og alle valgfrie informasjonskapsler.",
-        "forgot_log": "Forespørselsloggen inneholder ingen samtykke-id, så ingenting der kan knyttes "
-        "til deg.",
+        "forgot_done": "Vi har slettet kvitteringene for valgene dine (antall: %d) og fjernet "
+        "samtykke-informasjonskapselen og alle valgfrie informasjonskapsler.",
+        "forgot_log": "Forespørselsloggen inneholder ingen samtykke-id, så ingenting der kan "
+        "knyttes til deg.",
     },
     "en": {
         "title": "We use cookies",
@@ -149,8 +150,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "my_data": "See what we hold about your choices",
         "close": "Close",
         "me_title": "What we hold about your choices",
-        "me_intro": "This is everything we hold about your consent: your current choice and a receipt"
-        " for every choice you have made. The receipts are linked to a random id in your "
+        "me_intro": "This is everything we hold about your consent: your current choice and a "
+        "receipt for every choice you have made. The receipts are linked to a random id in your "
         "cookie, not to your name.",
         "me_id": "Your consent id",
         "me_none": "We hold no receipts for this id.",
@@ -162,16 +163,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "me_ip": "Masked IP address",
         "me_browser": "Browser",
         "me_version": "Version",
-        "me_log": "Our request log holds neither a consent id nor a full IP address, so nothing in "
-        "it can be linked to you.",
+        "me_log": "Our request log holds neither a consent id nor a full IP address, so nothing "
+        "in it can be linked to you.",
         "me_forget": "Delete everything about me",
-        "me_forget_help": "Deletes the receipts above and every optional cookie. You will be asked again "
-        "next time.",
+        "me_forget_help": "Deletes the receipts above and every optional cookie. You will be "
+        "asked again next time.",
         "me_complain": "If you think we do not follow the rules, you can complain to us or to the "
         "Norwegian Data Protection Authority (Datatilsynet).",
         "forgot_title": "Deleted",
-        "forgot_done": "We have deleted the receipts of your choices (count: %d) and removed the consent"
-        " cookie and every optional cookie.",
+        "forgot_done": "We have deleted the receipts of your choices (count: %d) and removed the "
+        "consent cookie and every optional cookie.",
         "forgot_log": "The request log holds no consent id, so nothing in it can be linked to you.",
     },
 }
