@@ -134,3 +134,11 @@ async def test_broken_store_still_records_the_decision(tmp_path: Path) -> None:
 async def test_receipts_off_warns(caplog: pytest.LogCaptureFixture) -> None:
     make_app(records_url=None)
     assert "cannot prove" in caplog.text
+
+
+async def test_pages_link_to_what_is_held(tmp_path: Path) -> None:
+    app = make_app(records_url=f"sqlite:///{tmp_path}/r.db")
+    async with client(app) as c:
+        html = (await c.get("/_consent/preferences?lang=en")).text
+        assert 'href="/_consent/me?lang=en"' in html
+        assert "See what we hold about your choices" in html
