@@ -245,7 +245,7 @@ class Endpoints:
             raise HTTPError(415, "send application/x-www-form-urlencoded or application/json")
         new_state = self.new_state(ctx.state, action, categories)
         headers = self.decision_headers(ctx, new_state)
-        await self.mw.record_decision(ctx, ctx.state, new_state, action, source)
+        await self.mw.receipts.record(ctx, ctx.state, new_state, action, source)
         if next_path is None:
             response: Response = JSONResponse(self.state_json(new_state), headers=NO_STORE)
         else:

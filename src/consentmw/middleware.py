@@ -212,20 +212,10 @@ class ConsentMiddleware:
                     *message["headers"],
                     (b"set-cookie", self.consent_cookie(ctx, ctx.state)),
                 ]
-                await self.record_decision(ctx, None, ctx.state, "reject_all", "signal")
+                await self.receipts.record(ctx, None, ctx.state, "reject_all", "signal")
             await send(message)
 
         return wrapped
-
-    async def record_decision(
-        self,
-        ctx: RequestContext,
-        old: ConsentState | None,
-        new: ConsentState,
-        action: str,
-        source: str,
-    ) -> None:
-        await self.receipts.record(ctx, old, new, action, source)
 
     def language(self, ctx: RequestContext, html_lang: str | None = None) -> str:
         accept = (ctx.header(b"accept-language") or b"").decode("latin-1")
