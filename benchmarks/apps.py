@@ -7,8 +7,8 @@ options come from the environment so that every server imports the very same app
     BENCH_LOG_DIR     where the request log writes (stack ``full``)
     BENCH_ROWS        table rows of the "realistic" template (run.py calibrates ~1 ms)
 
-Routes: ``/html`` (20 KB HTML), ``/json``, ``/stream`` (1 MB HTML in 64 KB chunks),
-``/realistic`` (a Jinja2 template rendered per request).
+Routes: ``/html`` (20 KB HTML), ``/html28`` (28 KB, the control), ``/json``, ``/stream``
+(1 MB HTML in 64 KB chunks), ``/realistic`` (a Jinja2 template rendered per request).
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ def html_page(size: int = 20 * 1024, title: str = "Benchmark page") -> bytes:
 
 
 PAGE_20K = html_page()
+#: Control: a bare page as large as the 20 KB page plus the undecided snippet, to tell the
+#: cost of the extra bytes on the wire from the middleware's CPU time.
+PAGE_28K = html_page(28 * 1024)
 
 
 def stream_chunks(total: int = STREAM_SIZE, chunk: int = STREAM_CHUNK) -> list[bytes]:
@@ -112,6 +115,9 @@ def build_app(rows: int = DEFAULT_ROWS) -> Starlette:
     async def html(request: Request) -> Response:
         return Response(PAGE_20K, media_type="text/html; charset=utf-8")
 
+    async def html28(request: Request) -> Response:
+        return Response(PAGE_28K, media_type="text/html; charset=utf-8")
+
     async def json_route(request: Request) -> Response:
         return JSONResponse({"ok": True, "items": [1, 2, 3], "name": "benchmark"})
 
@@ -128,6 +134,7 @@ def build_app(rows: int = DEFAULT_ROWS) -> Starlette:
     return Starlette(
         routes=[
             Route("/html", html),
+            Route("/html28", html28),
             Route("/json", json_route),
             Route("/stream", stream),
             Route("/realistic", realistic),

@@ -59,12 +59,14 @@ class Scenario:
     path: str
     decided: bool = False
     stacks: tuple[str, ...] = ("bare", "consent", "full", "naive")
+    baseline: str | None = None  # ratio against bare of another scenario (the control)
 
 
 SCENARIOS = (
     Scenario("json", "/json"),
     Scenario("html undecided", "/html"),
     Scenario("html decided", "/html", decided=True),
+    Scenario("html 28 KB ctrl", "/html28", stacks=("bare",), baseline="html undecided"),
     Scenario("realistic ~1ms", "/realistic"),
     Scenario("stream 1 MB", "/stream"),
 )
@@ -476,7 +478,8 @@ def load_phase(
         shutil.rmtree(log_dir, ignore_errors=True)
     table: dict[str, dict[str, Any]] = {}
     for sc in scenarios:
-        bare = statistics.median(cells[(sc.name, "bare")].rps)
+        base = sc.baseline if (sc.baseline, "bare") in cells else sc.name
+        bare = statistics.median(cells[(base, "bare")].rps)
         table[sc.name] = {}
         for stack in sc.stacks:
             s = cells[(sc.name, stack)].summary()
