@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consentmw import ConsentMiddleware
+from consentmw.setcookie import set_cookie_name
 
 from .conftest import client_for, make_app
 
@@ -210,3 +214,44 @@ async def test_websocket_and_lifespan_pass_through() -> None:
         {"type": "lifespan.startup.complete"},
         {"type": "websocket.close", "code": 1000},
     ]
+
+
+def _asgi_app_setting(values: list[bytes]):
+    async def app(scope, receive, send):
+        headers = [(b"content-type", b"text/plain")] + [(b"set-cookie", v) for v in values]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.binary(max_size=200), max_size=6),
+    cookie=st.binary(max_size=300),
+)
+def test_any_set_cookie_and_cookie_header_never_raise(values: list[bytes], cookie: bytes) -> None:
+    """Any Set-Cookie bytes from the app and any Cookie header: filtered, never an error."""
+    mw = ConsentMiddleware(_asgi_app_setting(values), secret_key="k" * 32, records_url=None)
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "GET", "path": "/", "query_string": b"", "scheme": "http",
+        "headers": [(b"host", b"www.example.no"), (b"cookie", cookie)],
+        "client": ("203.0.113.1", 1), "asgi": {"version": "3.0"},
+    }  # fmt: skip
+    asyncio.run(mw(scope, receive, send))
+    assert sent[0]["status"] == 200 and sent[-1]["body"] == b"ok"
+    out = [v for k, v in sent[0]["headers"] if k == b"set-cookie"]
+    for value in out:
+        spec = mw.registry.lookup(set_cookie_name(value))
+        if value in values:  # the app's own header passed: only if strictly necessary
+            assert spec is not None and spec.category == "necessary"
+        else:  # consentmw's own: deletion of an optional cookie the request carried
+            assert b"Max-Age=0" in value and spec is not None and spec.category != "necessary"
