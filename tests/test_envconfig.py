@@ -93,3 +93,30 @@ def test_check_prints_redacted_config_and_fails_on_errors() -> None:
     assert bad.returncode != 0 and "prefix" in bad.stderr
     missing = run_cli("check", env={})
     assert missing.returncode != 0 and "secret_key is required" in missing.stderr
+
+
+def test_request_log_options_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from consentmw import RequestLogMiddleware
+
+    monkeypatch.setenv("CONSENTMW_LOG_DIR", str(tmp_path / "from-env"))
+    monkeypatch.setenv("CONSENTMW_LOG_ROTATION", "hourly")
+    monkeypatch.setenv("CONSENTMW_LOG_RETENTION_MONTHS", "6")
+    monkeypatch.setenv("CONSENTMW_TRUSTED_PROXIES", "10.0.0.0/8")
+    mw = RequestLogMiddleware(site())
+    try:
+        assert str(mw.log.directory) == str(tmp_path / "from-env")
+        assert mw.log.retention_months == 6
+        assert "10.0.0.0/8" in repr(mw.log.trusted)
+    finally:
+        mw.close()
+    explicit = RequestLogMiddleware(site(), directory=str(tmp_path / "kw"))
+    try:
+        assert str(explicit.log.directory) == str(tmp_path / "kw")
+    finally:
+        explicit.close()
+    monkeypatch.setenv("CONSENTMW_LOG_RETENTION_MONTHS", "200")
+    with pytest.raises(ValueError, match=r"3\.\.120"):
+        RequestLogMiddleware(site())
+    monkeypatch.setenv("CONSENTMW_LOG_RETENTION_MONTHS", "many")
+    with pytest.raises(ConfigError, match="CONSENTMW_LOG_RETENTION_MONTHS"):
+        RequestLogMiddleware(site())

@@ -121,3 +121,43 @@ def describe(config: ConsentConfig) -> dict[str, Any]:
         else:
             out[f.name] = value if value is None or isinstance(value, bool | int) else str(value)
     return out
+
+
+#: RequestLogMiddleware options and their variables (shared ones keep their consent names).
+LOG_VARIABLES = {
+    "directory": "CONSENTMW_LOG_DIR",
+    "rotation": "CONSENTMW_LOG_ROTATION",
+    "timezone": "CONSENTMW_LOG_TIMEZONE",
+    "retention_months": "CONSENTMW_LOG_RETENTION_MONTHS",
+    "legal_hold": "CONSENTMW_LOG_LEGAL_HOLD",
+    "asn_database": "CONSENTMW_LOG_ASN_DATABASE",
+    "mask_client_in_scope": "CONSENTMW_MASK_CLIENT_IN_SCOPE",
+    "trusted_proxies": "CONSENTMW_TRUSTED_PROXIES",
+    "ipv4_prefix": "CONSENTMW_IPV4_PREFIX",
+    "ipv6_prefix": "CONSENTMW_IPV6_PREFIX",
+}
+
+
+def log_options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """RequestLogMiddleware options set in the environment (keywords still win)."""
+    env = os.environ if environ is None else environ
+    options: dict[str, Any] = {}
+    for option, name in LOG_VARIABLES.items():
+        if name not in env:
+            continue
+        raw = env[name]
+        if option in ("retention_months", "ipv4_prefix", "ipv6_prefix"):
+            try:
+                options[option] = int(raw.strip())
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} must be a whole number") from None
+        elif option == "mask_client_in_scope":
+            options[option] = _bool(name, raw)
+        elif option == "trusted_proxies":
+            options[option] = [item.strip() for item in raw.split(",") if item.strip()]
+        elif option == "legal_hold":
+            value = raw.strip()
+            options[option] = _bool(name, value) if value.lower() in _TRUE | _FALSE else value
+        else:
+            options[option] = raw
+    return options

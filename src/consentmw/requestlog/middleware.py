@@ -35,7 +35,14 @@ class RequestLogMiddleware:
     the server's access log sees the raw address.
     """
 
-    def __init__(self, app: Any, directory: str = "logs", **options: Any) -> None:
+    def __init__(self, app: Any, directory: str | None = None, **options: Any) -> None:
+        # CONSENTMW_LOG_DIR, CONSENTMW_LOG_ROTATION, ... fill what the keywords leave out.
+        from consentmw.envconfig import log_options_from_env
+
+        if directory is not None:
+            options["directory"] = directory
+        options = {"directory": "logs", **log_options_from_env(), **options}
+        directory = options.pop("directory")
         mask_client = options.pop("mask_client_in_scope", False)
         if not isinstance(mask_client, bool):
             raise ValueError(f"mask_client_in_scope must be True or False, got {mask_client!r}")
