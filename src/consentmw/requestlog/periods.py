@@ -64,6 +64,11 @@ class Schedule:
         self._start, self._end, self._key = start, end, key
         return key
 
+    def period(self, ts: float) -> tuple[float, float, str]:
+        """``(start, end, key)`` of the period holding ``ts``, cached like :meth:`key`."""
+        self.key(ts)
+        return self._start, self._end, self._key
+
     def bounds(self, ts: float) -> tuple[float, float, str]:
         """``(start, end, key)`` of the period holding ``ts``; ``end`` is exclusive."""
         local = datetime.fromtimestamp(ts, self.tz)

@@ -21,7 +21,7 @@ from consentmw.requestlog.asn import AsnLookup, open_asn_database
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.maintenance import compress_ended, log_legal_hold, purge
 from consentmw.requestlog.periods import ROTATIONS, Schedule, load_timezone
-from consentmw.requestlog.record import PendingRecord, build_record
+from consentmw.requestlog.record import PendingRecord, make_encoder
 from consentmw.requestlog.useragent import UAParser
 from consentmw.requestlog.writer import LogWriter
 from consentmw.retention import DEFAULT_RETENTION_MONTHS, validate_retention_months
@@ -101,13 +101,14 @@ class RequestLog:
             None if asn_database is None else open_asn_database(asn_database)
         )
         self.schedule = Schedule(rotation, self.tz, rotation_seconds)
-        parse_ua = UAParser(ua_backend, _positive(ua_cache_size, "ua_cache_size", int))
+        ua_cache_size = _positive(ua_cache_size, "ua_cache_size", int)
+        parse_ua = UAParser(ua_backend, ua_cache_size)
         self.writer = LogWriter(
             PeriodFiles(self.directory, file_mode),
             Schedule(rotation, self.tz, rotation_seconds),
-            lambda pending: build_record(pending, parse_ua, redact_path),
             queue_size=_positive(queue_size, "queue_size", int),
             flush_interval=_positive(flush_interval, "flush_interval"),
+            encode=make_encoder(parse_ua, redact_path, ua_cache_size),
         )
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None

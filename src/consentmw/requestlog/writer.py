@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict, deque
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.periods import Schedule
-from consentmw.requestlog.record import PendingRecord, encode_record
+from consentmw.requestlog.record import _ENCODER, PendingRecord
+
+_BATCH = 5000  # records per append (per period): bounds the memory of one pass
 
 __all__ = ["LogWriter"]
 
@@ -24,19 +26,31 @@ logger = logging.getLogger("consentmw.requestlog")
 
 
 class LogWriter:
-    """Bounded queue plus one daemon thread writing to :class:`PeriodFiles`."""
+    """Bounded queue plus one daemon thread writing to :class:`PeriodFiles`.
+
+    Records are :class:`PendingRecord` or plain tuples in its field order. ``encode``
+    (``record -> line``, see :func:`~consentmw.requestlog.record.make_encoder`) is the
+    fast way to turn them into lines; ``build`` (``record -> dict``) the generic one.
+    """
 
     def __init__(
         self,
         files: PeriodFiles,
         schedule: Schedule,
-        build: Callable[[PendingRecord], dict[str, Any]],
+        build: Callable[[PendingRecord], dict[str, Any]] | None = None,
         queue_size: int = 10_000,
         flush_interval: float = 0.2,
+        *,
+        encode: Callable[[Sequence[Any]], str] | None = None,
     ) -> None:
+        if encode is None:
+            if build is None:
+                raise ValueError("LogWriter needs build or encode")
+            encode = _encoder_from_build(build)
         self.files = files
         self.schedule = schedule
         self.build = build
+        self.encode = encode
         self.queue_size = queue_size
         self.flush_interval = flush_interval
         self._queue: deque[PendingRecord] = deque()
@@ -125,28 +139,36 @@ class LogWriter:
 
     def _drain(self) -> None:
         queue = self._queue
+        popleft = queue.popleft
+        encode = self.encode
+        period = self.schedule.period
         while queue:
-            batch: dict[str, list[bytes]] = defaultdict(list)
-            count = 0
-            key = ""
-            while queue and count < 5000:
-                pending = queue.popleft()
-                count += 1
+            batch: dict[str, list[str]] = {}
+            lines: list[str] = []
+            start, end, key = 1.0, 0.0, ""
+            lost = 0
+            for _ in range(min(len(queue), _BATCH)):
+                pending = popleft()
                 try:
-                    line = encode_record(self.build(pending))
+                    line = encode(pending)
+                    ts = pending[0]
+                    if not start <= ts < end:
+                        start, end, key = period(ts)
+                        lines = batch.get(key) or batch.setdefault(key, [])
                 except Exception:
-                    self.lost += 1
+                    lost += 1
                     logger.exception("request log: could not encode a record (skipped)")
                     continue
-                key = self.schedule.key(pending.time)
-                batch[key].append(line)
-            for period, lines in batch.items():
-                self._write(period, lines)
+                lines.append(line)
+            if lost:
+                self.lost += lost
+            for name, group in batch.items():
+                self._write(name, group)
             self.files.keep_only({key})
 
-    def _write(self, key: str, lines: list[bytes]) -> None:
+    def _write(self, key: str, lines: list[str]) -> None:
         try:
-            self.files.append(key, b"".join(lines))
+            self.files.append(key, "".join(lines).encode("ascii"))
         except OSError as exc:
             self.lost += len(lines)
             if not self._failing:
@@ -175,3 +197,12 @@ class LogWriter:
             "lost": self.lost,
             "queued": len(self._queue),
         }
+
+
+def _encoder_from_build(build: Callable[[PendingRecord], dict[str, Any]]) -> Callable[..., str]:
+    def encode(pending: Sequence[Any]) -> str:
+        if type(pending) is not PendingRecord:
+            pending = PendingRecord._make(pending)
+        return _ENCODER.encode(build(pending)) + "\n"
+
+    return encode
