@@ -255,3 +255,12 @@ def test_any_set_cookie_and_cookie_header_never_raise(values: list[bytes], cooki
             assert spec is not None and spec.category == "necessary"
         else:  # consentmw's own: deletion of an optional cookie the request carried
             assert b"Max-Age=0" in value and spec is not None and spec.category != "necessary"
+
+
+async def test_stacked_middleware_injects_and_filters_once() -> None:
+    inner = make_app()
+    outer = ConsentMiddleware(inner, secret_key="o" * 40, records_url=None)
+    async with client_for(outer) as client:
+        response = await client.get(set_url("_ga=1", "AWSALB=x"))
+        assert response.text.count("data-consentmw-snippet") == 1
+        assert [c.split("=")[0] for c in set_cookies(response)] == ["AWSALB"]

@@ -14,7 +14,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentmw import inject
-from consentmw.inject import SNIPPET_MARKER, InjectingSend, find_html_lang, inject_once
+from consentmw.inject import (
+    SNIPPET_END,
+    SNIPPET_MARKER,
+    InjectingSend,
+    find_html_lang,
+    inject_once,
+)
 
 SNIPPET = '<div data-consentmw-snippet lang="{lang}" nonce="{nonce}">Godta alle</div>'
 DOC = b'<!doctype html><html lang="en"><head></head><body><p>Hi</p></body></html>'
@@ -116,11 +122,19 @@ def stream_app(parts: list[bytes], **kwargs: object) -> ASGIApp:
         (b"a</body", b"a</body"),  # incomplete tag at the end: not an end tag
         (b"<div>fragment</div>", b"<div>fragment</div>"),
         (b"", b""),
-        (b"a" + SNIPPET_MARKER + b"</body>", b"a" + SNIPPET_MARKER + b"</body>"),
     ],
 )
 def test_inject_once(body: bytes, expected: bytes) -> None:
-    assert inject_once(body, b"S") == expected
+    assert inject_once(body, b"S") == expected.replace(b"S", b"S" + SNIPPET_END)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<body>a</body></html>", b"a</body>b</BODY >c", b"x" * 5000 + b"</body>", b"<p>frag</p>"],
+)
+def test_inject_once_is_idempotent(body: bytes) -> None:
+    once = inject_once(body, b"<div " + SNIPPET_MARKER + b">S</div>")
+    assert inject_once(once, b"<div " + SNIPPET_MARKER + b">S</div>") == once
 
 
 # --- real ASGI apps ----------------------------------------------------------------------------
@@ -223,16 +237,26 @@ def test_unknown_or_non_ascii_compatible_charset_untouched(charset: bytes) -> No
 @pytest.mark.parametrize(
     "chunks",
     [
-        [b"<html><body " + SNIPPET_MARKER + b"></body></html>"],
-        [b"<html><body data-consentmw", b"-snippet></body>", b"</html>"],
-        [b"<html><body>", b"</body> " + SNIPPET_MARKER, b"</html>"],
+        [b"<html><body><div " + SNIPPET_MARKER + b"></div>" + SNIPPET_END + b"</body></html>"],
+        [b"<html><body>x<!--/consent", b"mw--></body>", b"</html>"],
+        [b"<html><body>", b"x" * 70000, SNIPPET_END + b"\n  </BODY>", b"</html>"],
+        [b"<html><body>" + SNIPPET_END + b"<script>tool()</script>\n</body></html>"],
     ],
 )
-def test_marker_already_present_untouched(chunks: list[bytes]) -> None:
+def test_snippet_already_present_untouched(chunks: list[bytes]) -> None:
     render = Renderer()
     _, body = drive(chunks, render=render)
     assert body == b"".join(chunks)
     assert render.calls == []
+
+
+def test_marker_text_elsewhere_does_not_stop_injection() -> None:
+    """A page that merely mentions the marker (docs, a quoted snippet) still gets a banner."""
+    render = Renderer()
+    page = b"<html><body><pre>" + SNIPPET_MARKER + b"</pre>" + b"y" * 2000 + b"</body></html>"
+    _, body = drive([page], render=render)
+    assert body == inject_once(page, snippet_bytes(lang=None))
+    assert len(render.calls) == 1
 
 
 def test_pathsend_passes_through() -> None:
@@ -272,7 +296,7 @@ def test_empty_body_and_empty_chunks() -> None:
     assert drive([b""])[1] == b""
     assert drive([b"", b"", b""])[1] == b""
     _, body = drive([b"", b"<body></bo", b"", b"dy>", b""])
-    assert body == b"<body>" + snippet_bytes(lang=None) + b"</body>"
+    assert body == b"<body>" + snippet_bytes(lang=None) + SNIPPET_END + b"</body>"
 
 
 def test_render_called_once_even_with_many_end_tags() -> None:
@@ -280,7 +304,7 @@ def test_render_called_once_even_with_many_end_tags() -> None:
     _, body = drive([b"</body>" * 5, b"</body>" * 5], render=render)
     assert len(render.calls) == 1
     assert body.count(SNIPPET_MARKER) == 1
-    assert body.endswith(snippet_bytes(lang=None) + b"</body>")
+    assert body.endswith(snippet_bytes(lang=None) + SNIPPET_END + b"</body>")
 
 
 class SmallHold(InjectingSend):
@@ -328,7 +352,7 @@ def test_memory_flat_for_100_mb_stream() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    snippet = snippet_bytes(lang=None)
+    snippet = snippet_bytes(lang=None) + SNIPPET_END
     assert total == 12 + n_chunks * len(chunk) + len(snippet) + 14
     assert tail.endswith(snippet + b"</body></html>")
     assert peak < 4 * 1024 * 1024, peak
@@ -368,7 +392,7 @@ def test_content_length_single_message_exact_and_streamed_dropped() -> None:
     hdrs = [(b"content-type", b"text/html"), (b"content-length", str(len(DOC)).encode())]
     sent, body = drive([DOC], hdrs)
     assert header_list(sent[0], b"content-length") == [str(len(body)).encode()]
-    assert len(body) == len(DOC) + len(snippet_bytes())
+    assert len(body) == len(DOC) + len(snippet_bytes()) + len(SNIPPET_END)
     sent, body = drive([DOC[:10], DOC[10:]], hdrs)
     assert header_list(sent[0], b"content-length") == []
     # No Content-Length before: none is invented.

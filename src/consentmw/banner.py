@@ -179,6 +179,7 @@ TEXTS: dict[str, dict[str, str]] = {
 
 _NEXT = "__consentmw_next__"
 _NONCE_ATTR = ' nonce="__consentmw_nonce__"'
+_PLACEHOLDERS = re.compile(f"({_NEXT}|{_NONCE_ATTR})")
 _NONCE = re.compile(r"^[A-Za-z0-9+/=_\-]{1,128}$")
 _NB_TAGS = ("nb", "no", "nn")
 
@@ -217,6 +218,60 @@ def choose_language(html_lang: str | None, accept_language: str, default: str) -
     return default
 
 
+class _Segments:
+    """A rendered snippet split at its placeholders, with its fixed text encoded per charset."""
+
+    __slots__ = ("encoded", "texts")
+
+    def __init__(self, parts: list[str]) -> None:
+        self.texts = tuple(parts)  # text, placeholder, text, placeholder, ..., text
+        self.encoded: dict[tuple[str, str], tuple[bytes, ...]] = {}
+
+    def encode(self, codec: str, errors: str) -> tuple[bytes, ...]:
+        key = (codec, errors)
+        parts = self.encoded.get(key)
+        if parts is None:
+            parts = tuple(t.encode(codec, errors) for t in self.texts)
+            self.encoded[key] = parts
+        return parts
+
+
+class Snippet:
+    """The snippet of one response: cached parts plus the page to return to and the nonce.
+
+    ``encode(codec)`` joins bytes encoded once per charset, so a response pays for neither
+    re-rendering nor re-encoding the 7 KB of markup; ``str()`` gives the text.
+    """
+
+    __slots__ = ("fills", "segments")
+
+    def __init__(self, segments: _Segments, next_attr: str, nonce_attr: str) -> None:
+        self.segments = segments
+        self.fills = {_NEXT: next_attr, _NONCE_ATTR: nonce_attr}
+
+    def _pieces(self, parts: tuple[Any, ...], fills: dict[str, Any]) -> list[Any]:
+        texts = self.segments.texts
+        return [fills[texts[i]] if i % 2 else parts[i] for i in range(len(texts))]
+
+    def __str__(self) -> str:
+        return "".join(self._pieces(self.segments.texts, self.fills))
+
+    def encode(self, codec: str = "utf-8", errors: str = "strict") -> bytes:
+        if self.fills[_NONCE_ATTR]:  # a fresh nonce per response: nothing to reuse
+            return self._encode(codec, errors)
+        return _encoded(self.segments, self.fills[_NEXT], codec, errors)
+
+    def _encode(self, codec: str, errors: str) -> bytes:
+        fills = {k: v.encode(codec, errors) for k, v in self.fills.items()}
+        return b"".join(self._pieces(self.segments.encode(codec, errors), fills))
+
+
+@lru_cache(maxsize=2048)
+def _encoded(segments: _Segments, next_attr: str, codec: str, errors: str) -> bytes:
+    """The finished bytes for one state, page and charset: most requests repeat them."""
+    return Snippet(segments, next_attr, "")._encode(codec, errors)
+
+
 class Banner:
     """The Jinja2 environment and every rendered text of one configuration."""
 
@@ -244,7 +299,7 @@ class Banner:
         self.static_urls = {
             name: f"{prefix}/static/{f.digest}/{name}" for name, f in static_files().items()
         }
-        self._snippets: dict[tuple[Any, ...], str] = {}
+        self._snippets: dict[tuple[Any, ...], _Segments] = {}
 
     # -- shared context ----------------------------------------------------------------
     def context(self, lang: str, state: ConsentState, **extra: Any) -> dict[str, Any]:
@@ -294,18 +349,23 @@ class Banner:
         return _text_hash(self, lang)
 
     # -- the snippet ---------------------------------------------------------------------
-    def snippet(self, lang: str, state: ConsentState, next_path: str, nonce: str | None) -> str:
+    def snippet_parts(
+        self, lang: str, state: ConsentState, next_path: str, nonce: str | None
+    ) -> Snippet:
+        """The snippet for one response, cheap to encode: see :class:`Snippet`."""
         key = (lang, state.show_banner, state.granted, state.signal, state.decided)
-        cached = self._snippets.get(key)
-        if cached is None:
+        segments = self._snippets.get(key)
+        if segments is None:
             ctx = self.context(lang, state, next=_NEXT, nonce="__consentmw_nonce__")
-            cached = self.env.get_template("consentmw/snippet.html").render(ctx)
+            html = self.env.get_template("consentmw/snippet.html").render(ctx)
+            segments = _Segments(_PLACEHOLDERS.split(html))
             if len(self._snippets) < 256:
-                self._snippets[key] = cached
-        html = cached.replace(_NEXT, escape(next_path, quote=True))
-        if nonce and _NONCE.match(nonce):
-            return html.replace("__consentmw_nonce__", nonce)
-        return html.replace(_NONCE_ATTR, "")
+                self._snippets[key] = segments
+        nonce_attr = f' nonce="{nonce}"' if nonce and _NONCE.match(nonce) else ""
+        return Snippet(segments, escape(next_path, quote=True), nonce_attr)
+
+    def snippet(self, lang: str, state: ConsentState, next_path: str, nonce: str | None) -> str:
+        return str(self.snippet_parts(lang, state, next_path, nonce))
 
     def page(self, template: str, lang: str, state: ConsentState, **extra: Any) -> str:
         return self.env.get_template(f"consentmw/{template}").render(

@@ -264,7 +264,7 @@ class Endpoints:
         # The language the visitor was shown, for the receipt's text hash.
         langs = [v for k, v in pairs if k == "lang" and v in LANGUAGES]
         if langs:
-            ctx.extra["language"] = langs[-1]
+            ctx.language = langs[-1]
         actions = [v for k, v in pairs if k == "action"]
         action = actions[-1] if actions else "save"
         categories = {v for k, v in pairs if k == "category"}
@@ -285,7 +285,7 @@ class Endpoints:
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
             raise HTTPError(400, '"categories" must be a list of category names')
         if data.get("lang") in LANGUAGES:
-            ctx.extra["language"] = data["lang"]
+            ctx.language = data["lang"]
         source = data.get("source", "api")
         return action, set(categories), source if source in SOURCES else "api", None
 

@@ -8,6 +8,10 @@ A ``</body`` end tag is ``</body`` (ASCII case-insensitive) followed by HTML whi
 ``>``: where the HTML tokenizer ends the tag name, so ``</BODY\\t>`` and ``</body >`` count and
 ``</bodyguard>`` does not. Output is always either :func:`inject_once` of the whole body or the
 body untouched, never a snippet at a place that is not the last end tag.
+
+Every injection ends with :data:`SNIPPET_END`; a body whose last end tag is preceded (within
+512 bytes) by it already carries a snippet and is left alone. Looking only there, instead of
+scanning the whole body for a marker, keeps the cost independent of the page size.
 """
 
 from __future__ import annotations
@@ -17,16 +21,35 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from starlette.types import Message, Send
 
-__all__ = ["SNIPPET_MARKER", "InjectingSend", "csp_nonce", "find_html_lang", "inject_once"]
+__all__ = [
+    "SNIPPET_END",
+    "SNIPPET_MARKER",
+    "InjectingSend",
+    "csp_nonce",
+    "find_html_lang",
+    "inject_once",
+]
 
+#: The attribute on the snippet's root element (for scripts and tests to find it).
 SNIPPET_MARKER: bytes = b"data-consentmw-snippet"
+#: Written after every injected snippet; its presence before the last ``</body`` means done.
+SNIPPET_END: bytes = b"<!--/consentmw-->"
+_END_WINDOW = 512
 
 logger = logging.getLogger("consentmw")
 
 RawHeaders = list[tuple[bytes, bytes]]
+
+
+class Encodable(Protocol):
+    """What ``render_snippet`` returns: a ``str``, or anything that encodes like one."""
+
+    def encode(self, encoding: str = ..., errors: str = ...) -> bytes: ...
+
 
 _END_TAG = b"</body"
 _AFTER_NAME = frozenset(b" \t\n\r\f/>")
@@ -44,37 +67,67 @@ _warned_encoding = False
 def _last_end_tag(data: bytes) -> int:
     """Offset of the last complete ``</body`` end tag in ``data``, or -1.
 
-    Lower-cases once and uses ``rfind`` (C speed); the loop only runs again for rare
-    ``</body``-prefixed non-matches. A ``</body`` at the very end is incomplete: not reported.
+    Looks at a 256-byte tail first and widens it fourfold until found: the end tag of a
+    document is near its end, so the usual cost is one small ``lower()`` and ``rfind``. A
+    ``</body`` at the very end is incomplete: not reported.
     """
-    low = data.lower()
-    i = low.rfind(_END_TAG)
-    while i >= 0:
-        after = i + len(_END_TAG)
-        if after < len(data) and data[after] in _AFTER_NAME:
-            return i
-        i = low.rfind(_END_TAG, 0, i)
-    return -1
+    size = len(data)
+    width = 256
+    while True:
+        start = max(0, size - width)
+        low = data[start:].lower()
+        i = low.rfind(_END_TAG)
+        while i >= 0:
+            after = start + i + len(_END_TAG)
+            if after < size and data[after] in _AFTER_NAME:
+                return start + i
+            i = low.rfind(_END_TAG, 0, i)
+        if start == 0:
+            return -1
+        width *= 4
+
+
+def _injected_before(data: bytes, i: int) -> bool:
+    """True when :data:`SNIPPET_END` stands in the 512 bytes before offset ``i``."""
+    return data.rfind(SNIPPET_END, max(0, i - _END_WINDOW), i) >= 0
 
 
 def inject_once(body: bytes, snippet: bytes) -> bytes:
-    """One-shot reference: ``snippet`` before the last ``</body`` end tag of ``body``.
+    """One-shot reference: ``snippet`` and :data:`SNIPPET_END` before the last end tag.
 
-    Unchanged when there is no end tag (a fragment) or ``body`` already carries the marker.
+    Unchanged when there is no end tag (a fragment) or a snippet is already there, so
+    ``inject_once(inject_once(b, s), s) == inject_once(b, s)``.
     """
-    if SNIPPET_MARKER in body:
-        return body
     i = _last_end_tag(body)
-    return body if i < 0 else body[:i] + snippet + body[i:]
+    if i < 0 or _injected_before(body, i):
+        return body
+    return body[:i] + snippet + SNIPPET_END + body[i:]
+
+
+def _html_lang(head: bytes) -> str | None:
+    """:func:`find_html_lang`, cached by the ``<html ...>`` start tag (pages repeat it)."""
+    at = head.find(b"<html", 0, LANG_WINDOW)
+    end = head.find(b">", at, at + 512) if at >= 0 else -1
+    if end < 0:
+        return find_html_lang(head)
+    return _lang_of_tag(head[at : end + 1])
+
+
+@functools.lru_cache(maxsize=256)
+def _lang_of_tag(tag: bytes) -> str | None:
+    return find_html_lang(tag)
 
 
 def find_html_lang(head: bytes) -> str | None:
     """Primary language subtag of ``<html lang=...>`` in the first 4 KB, lower-cased, or None."""
-    m = _LANG_RE.search(head, 0, LANG_WINDOW)
+    at = head.find(b"<html", 0, LANG_WINDOW)  # the usual spelling, found at C speed
+    m = _LANG_RE.match(head, at, LANG_WINDOW) if at >= 0 else None
+    if m is None:
+        m = _LANG_RE.search(head, 0, LANG_WINDOW)
     if m is None:
         return None
     value = next(g for g in m.groups() if g is not None).strip()
-    primary = re.split(rb"[-_]", value, maxsplit=1)[0]
+    primary = value.replace(b"_", b"-").split(b"-", 1)[0]
     if not (1 <= len(primary) <= 8 and primary.isalpha()):
         return None
     return primary.decode("ascii").lower()
@@ -106,6 +159,15 @@ def _codec_for(charset: str) -> str | None:
         return name if probe.encode(name) == probe.encode("ascii") else None
     except (LookupError, UnicodeError):
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _html_codec(content_type: bytes) -> str | None:
+    """The codec to write into an HTML response of ``content_type``, or None to leave it."""
+    ctype = content_type.decode("latin-1")
+    if ctype.split(";")[0].strip().lower() not in _HTML_TYPES:
+        return None
+    return _codec_of(ctype)
 
 
 def _codec_of(content_type: str) -> str | None:
@@ -167,8 +229,8 @@ class InjectingSend:
     Untouched (passed straight on): HEAD, statuses without a body or partial (1xx, 204, 205,
     206, 304), non-HTML, compressed HTML (warned once: consentmw must sit inside compression
     middleware), charsets that are unknown or not ASCII-compatible, fragments without
-    ``</body``, bodies already carrying :data:`SNIPPET_MARKER`, and non-body messages
-    (``http.response.pathsend``).
+    ``</body``, bodies already carrying a snippet (:data:`SNIPPET_END` before the end tag),
+    and non-body messages (``http.response.pathsend``).
 
     ``http.response.start`` is delayed until the first body message. A single-message body is
     injected in one go and gets its exact ``Content-Length``; a streamed one has
@@ -180,23 +242,32 @@ class InjectingSend:
 
     max_hold: int = 256 * 1024
 
+    __slots__ = (
+        "_codec", "_found", "_head", "_headers", "_held", "_holding", "_lang_source",
+        "_nonce", "_passing", "_recent", "_render", "_seen", "_send", "_sent", "_start",
+        "_tail_size",
+    )  # fmt: skip
+
     def __init__(
         self,
         send: Send,
         *,
         method: str,
-        render_snippet: Callable[[str | None, str | None], str],
+        render_snippet: Callable[[str | None, str | None], Encodable],
         tail_size: int = 64,
     ) -> None:
         self._send = send
         self._render = render_snippet
-        # The search overlap must hold a split marker or a split "</body" plus one byte.
-        self._tail_size = max(tail_size, len(SNIPPET_MARKER))
-        self._passing = method.upper() == "HEAD"
+        # The overlap kept between chunks must hold a split "</body" plus one byte, and the
+        # bytes before an end tag where SNIPPET_END would stand.
+        self._tail_size = max(tail_size, _END_WINDOW + len(_END_TAG) + 1)
+        self._passing = method == "HEAD" or method.upper() == "HEAD"
         self._start: Message | None = None
-        self._headers: RawHeaders = []
-        self._codec = "utf-8"
         self._nonce: str | None = None
+        self._lang_source: bytes | None = None  # the whole body, when it came in one message
+
+    def _start_streaming(self) -> None:
+        """State needed only when a body comes in several messages."""
         self._head = bytearray()  # first LANG_WINDOW body bytes, for find_html_lang
         self._recent = b""  # last tail_size bytes seen: overlap for split matches
         self._held = bytearray()  # received but not yet sent; starts at self._sent
@@ -230,43 +301,49 @@ class InjectingSend:
         if status < 200 or status in _NO_BODY:
             return False
         raw = start.get("headers", ())
-        ctype = bytes(next((v for k, v in raw if k.lower() == b"content-type"), b"")).decode(
-            "latin-1"
-        )
-        if ctype.split(";")[0].strip().lower() not in _HTML_TYPES:
-            return False  # the common non-HTML case costs this one header lookup
-        headers = [(bytes(k), bytes(v)) for k, v in raw]
-        for k, v in headers:
-            if k.lower() == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
-                _warn_compressed(v)
-                return False
-        codec = _codec_of(ctype)
+        ctype = b""
+        encoding = b""
+        csp = False
+        for k, v in raw:
+            name = k.lower()
+            if name == b"content-type":
+                ctype = ctype or v
+            elif name == b"content-encoding":
+                encoding = v
+            elif name == b"content-security-policy":
+                csp = True
+        codec = _html_codec(bytes(ctype))
         if codec is None:
+            return False  # non-HTML, or a charset we cannot write into
+        if encoding and bytes(encoding).strip().lower() not in (b"", b"identity"):
+            _warn_compressed(bytes(encoding))
             return False
-        self._codec, self._nonce, self._headers = codec, csp_nonce(headers), headers
+        headers = [(bytes(k), bytes(v)) for k, v in raw]
+        self._codec, self._headers = codec, headers
+        self._nonce = csp_nonce(headers) if csp else None
         return True
 
     async def _first_body(self, start: Message, message: Message) -> None:
         self._start = None
         body = bytes(message.get("body", b""))
         if message.get("more_body", False):
-            if SNIPPET_MARKER in body:
-                self._passing = True
-                await self._send(start)
-                await self._send(message)
-                return
-            await self._send({**start, "headers": _changed_headers(self._headers, None)})
+            self._start_streaming()
+            start["headers"] = _changed_headers(self._headers, None)
+            await self._send(start)
             await self._stream(message)
             return
-        i = -1 if SNIPPET_MARKER in body else _last_end_tag(body)
-        if i < 0:
+        i = _last_end_tag(body)
+        if i < 0 or _injected_before(body, i):
             await self._send(start)
             await self._send(message)
             return
-        self._head[:] = body[:LANG_WINDOW]
-        body = body[:i] + self._snippet() + body[i:]
-        await self._send({**start, "headers": _changed_headers(self._headers, len(body))})
-        await self._send({**message, "body": body})
+        self._lang_source = body
+        view = memoryview(body)
+        body = b"".join((view[:i], self._snippet(), view[i:]))
+        start["headers"] = _changed_headers(self._headers, len(body))
+        message["body"] = body
+        await self._send(start)
+        await self._send(message)
 
     async def _stream(self, message: Message) -> None:
         chunk = bytes(message.get("body", b""))
@@ -279,16 +356,16 @@ class InjectingSend:
             self._head += chunk[: LANG_WINDOW - len(self._head)]
         self._held += chunk
         out = b""
-        if SNIPPET_MARKER in window:
-            self._passing, self._holding = True, False
-        else:
-            i = _last_end_tag(window)
-            if i >= 0 and base + i > self._found:
+        i = _last_end_tag(window)
+        if i >= 0 and base + i > self._found:
+            if _injected_before(window, i):  # the page already carries a snippet
+                self._passing, self._holding = True, False
+            else:
                 self._found = base + i
                 out = self._take(self._found - self._sent)
                 self._holding = True
-            elif self._holding and len(self._held) > self.max_hold:
-                self._holding = False
+        elif self._holding and len(self._held) > self.max_hold:
+            self._holding = False
         if self._passing or not more:
             snippet = self._snippet() if self._holding else b""
             out += snippet + self._take(len(self._held))
@@ -305,5 +382,6 @@ class InjectingSend:
         return out
 
     def _snippet(self) -> bytes:
-        html = self._render(self._nonce, find_html_lang(bytes(self._head)))
-        return html.encode(self._codec, errors="xmlcharrefreplace")
+        source = self._lang_source if self._lang_source is not None else bytes(self._head)
+        html = self._render(self._nonce, _html_lang(source))
+        return html.encode(self._codec, errors="xmlcharrefreplace") + SNIPPET_END

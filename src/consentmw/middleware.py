@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .banner import Banner, choose_language
+from .banner import Banner, Snippet, choose_language
 from .config import ConfigError, ConsentConfig
 from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
@@ -35,7 +35,7 @@ SCOPE_KEY = "consentmw"
 _MAX_WARNED = 1000
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestContext:
     """What one request needs: its scope, a header lookup and the consent state."""
 
@@ -43,7 +43,7 @@ class RequestContext:
     headers: dict[bytes, bytes]
     state: ConsentState
     persist: bool = False  # a privacy signal was applied for the first time
-    extra: dict[str, Any] = field(default_factory=dict)
+    language: str | None = None  # the language a decision form was shown in
 
     def header(self, name: bytes) -> bytes | None:
         return self.headers.get(name)
@@ -99,6 +99,8 @@ class ConsentMiddleware:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 return await self.app(scope, receive, self.receipts.lifespan_send(send))
+            return await self.app(scope, receive, send)
+        if SCOPE_KEY in scope:  # an outer ConsentMiddleware already handles this request
             return await self.app(scope, receive, send)
         ctx = self.context(scope)
         path = scope["path"]
@@ -235,13 +237,13 @@ class _Responder:
             self.send_next, method=ctx.scope["method"], render_snippet=self.render_snippet
         )
 
-    def render_snippet(self, nonce: str | None, html_lang: str | None) -> str:
+    def render_snippet(self, nonce: str | None, html_lang: str | None) -> Snippet:
         scope = self.ctx.scope
         path = scope.get("path", "/")
         query = scope.get("query_string", b"")
         next_path = path + ("?" + query.decode("latin-1") if query else "")
         lang = self.mw.language(self.ctx, html_lang)
-        return self.mw.banner.snippet(lang, self.ctx.state, next_path, nonce)
+        return self.mw.banner.snippet_parts(lang, self.ctx.state, next_path, nonce)
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -66,7 +66,7 @@ class ReceiptWriter:
             action = "signal"
         elif old is not None and old.decided and old.granted - new.granted:
             action = "withdraw"  # something granted before is refused now
-        lang = ctx.extra.get("language") or self.mw.language(ctx)
+        lang = ctx.language or self.mw.language(ctx)
         ua = (ctx.header(b"user-agent") or b"").decode("latin-1")
         receipt = Receipt(
             consent_id=new.consent_id,
