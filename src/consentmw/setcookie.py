@@ -25,8 +25,12 @@ def set_cookie_name(value: bytes) -> str:
     return name.strip(b" \t").decode("latin-1")
 
 
-def request_cookie_names(cookie_header: bytes) -> list[str]:
-    """Names of the cookies a request carries (duplicates kept once, order kept)."""
+@lru_cache(maxsize=1024)
+def request_cookie_names(cookie_header: bytes) -> tuple[str, ...]:
+    """Names of the cookies a request carries (duplicates kept once, order kept).
+
+    Cached: a visitor sends the same Cookie header on every request until a cookie changes.
+    """
     names: dict[str, None] = {}
     for part in cookie_header.split(b";"):
         name, eq, _ = part.partition(b"=")
@@ -34,9 +38,10 @@ def request_cookie_names(cookie_header: bytes) -> list[str]:
             name = name.strip(b" \t")
             if name:
                 names[name.decode("latin-1")] = None
-    return list(names)
+    return tuple(names)
 
 
+@lru_cache(maxsize=1024)
 def request_cookie(cookie_header: bytes, wanted: str) -> str | None:
     """The value of cookie ``wanted`` in a ``Cookie`` header (first one wins), or None."""
     key = wanted.encode("latin-1")
