@@ -9,13 +9,12 @@ has ended, because ConsentMiddleware sets it on the same scope dict.
 from __future__ import annotations
 
 import logging
-import time
+from time import perf_counter
 from typing import Any
 
 import anyio
 
 from consentmw.privacy.ip import client_ip
-from consentmw.requestlog.record import PendingRecord
 from consentmw.requestlog.service import RequestLog
 
 __all__ = ["RequestLogMiddleware"]
@@ -50,6 +49,11 @@ class RequestLogMiddleware:
         self.mask_client_in_scope = mask_client
         self.log = RequestLog(directory, **options)
         self._error_reported = False
+        # No proxies to believe and no ASN to look up: the peer's masked address is all
+        # the request needs, cached per peer (the raw address is a key in memory only,
+        # as in mask_ip's own cache).
+        self._direct = not self.log.trusted and self.log.asn is None
+        self._masked: dict[str, str] = {}
 
     # -- public helpers ----------------------------------------------------------------
 
@@ -67,15 +71,66 @@ class RequestLogMiddleware:
     # -- ASGI --------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(scope, receive, send)
-        else:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(scope, receive, send)
+                return
             if self.mask_client_in_scope:
                 self._mask_scope(scope, client_ip(scope, self.log.trusted))
             await self.app(scope, receive, send)
+            return
+        # One flat coroutine and one closure per request: this is the hot path.
+        log = self.log
+        started = log.clock()
+        t0 = perf_counter()
+        asn = isp = None
+        if self._direct:
+            client = scope.get("client")
+            peer = client[0] if client else None
+            masked = self._masked.get(peer) if type(peer) is str else None  # type: ignore[arg-type]
+            if masked is None:
+                masked = self._mask_peer(peer)
+        else:
+            ip = client_ip(scope, log.trusted)
+            if log.asn is not None:
+                asn, isp = log.asn.lookup(ip)
+            masked = log.mask(ip)
+            ip = None  # the raw address goes no further
+        if self.mask_client_in_scope:
+            self._mask_scope(scope, masked)
+        status = 0
+        size = 0
+        logged = False
+
+        async def logging_send(message: Message) -> None:
+            nonlocal status, size, logged
+            kind = message["type"]
+            if kind == "http.response.body":
+                size += len(message.get("body", b""))
+                if message.get("more_body", False):
+                    await send(message)
+                    return
+            elif kind == "http.response.start":
+                status = message["status"]
+                await send(message)
+                return
+            elif kind != "http.response.pathsend":
+                await send(message)
+                return
+            await send(message)
+            if not logged:
+                logged = True
+                self._finish(scope, started, t0, masked, asn, isp, status, size)
+
+        try:
+            await self.app(scope, receive, logging_send)
+        except BaseException:
+            if not logged:
+                logged = True
+                self._finish(scope, started, t0, masked, asn, isp, status or 500, size)
+            raise
+        if not logged:  # the app returned without finishing (client gone)
+            self._finish(scope, started, t0, masked, asn, isp, status or 500, size)
 
     async def _lifespan(self, scope: Scope, receive: Any, send: Any) -> None:
         async def lifespan_receive() -> Message:
@@ -97,56 +152,31 @@ class RequestLogMiddleware:
         if headers:
             scope["headers"] = [(k, v) for k, v in headers if k not in _HIDE_HEADERS]
 
-    async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
-        log = self.log
-        started = log.clock()
-        t0 = time.perf_counter()
-        ip = client_ip(scope, log.trusted)
-        asn, isp = log.asn.lookup(ip) if log.asn is not None else (None, None)
-        masked = log.mask(ip)
-        ip = None  # the raw address goes no further
-        if self.mask_client_in_scope:
-            self._mask_scope(scope, masked)
-        status = 0
-        size = 0
-        logged = False
+    def _mask_peer(self, peer: object) -> str:
+        masked = self.log.mask(peer)  # type: ignore[arg-type]
+        if type(peer) is str and len(peer) <= 100:
+            if len(self._masked) >= 4096:
+                self._masked.clear()
+            self._masked[peer] = masked
+        return masked
 
-        def finish(final_status: int) -> None:
-            nonlocal logged
-            logged = True
-            try:
-                self._enqueue(scope, started, t0, masked, asn, isp, final_status, size)
-            except Exception:
-                if not self._error_reported:
-                    self._error_reported = True
-                    logger.exception("request log: could not record a request (reported once)")
-
-        async def logging_send(message: Message) -> None:
-            nonlocal status, size
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = message["status"]
-            elif kind == "http.response.body":
-                size += len(message.get("body", b""))
-                if not message.get("more_body", False):
-                    await send(message)
-                    if not logged:
-                        finish(status)
-                    return
-            elif kind == "http.response.pathsend" and not logged:
-                await send(message)
-                finish(status)
-                return
-            await send(message)
-
+    def _finish(
+        self,
+        scope: Scope,
+        started: float,
+        t0: float,
+        masked: str,
+        asn: int | None,
+        isp: str | None,
+        status: int,
+        size: int,
+    ) -> None:
         try:
-            await self.app(scope, receive, logging_send)
-        except BaseException:
-            if not logged:
-                finish(status or 500)
-            raise
-        if not logged:  # the app returned without finishing (client gone)
-            finish(status or 500)
+            self._enqueue(scope, started, t0, masked, asn, isp, status, size)
+        except Exception:
+            if not self._error_reported:
+                self._error_reported = True
+                logger.exception("request log: could not record a request (reported once)")
 
     def _enqueue(
         self,
@@ -159,31 +189,24 @@ class RequestLogMiddleware:
         status: int,
         size: int,
     ) -> None:
-        user_agent = referer = accept_language = None
-        for name, value in scope.get("headers") or ():
-            if name == b"user-agent":
-                user_agent = value
-            elif name == b"referer":
-                referer = value
-            elif name == b"accept-language":
-                accept_language = value
+        """One plain tuple (:data:`~consentmw.requestlog.record.RAW_FIELDS`) to the queue.
+
+        Header lookup, method checks and everything else wait for the writer thread.
+        """
         state = scope.get("consentmw")
-        path = scope.get("raw_path") or scope.get("path") or "/"
         self.log.put(
-            PendingRecord(
+            (
                 started,
                 masked,
                 asn,
                 isp,
-                str(scope.get("method", "GET"))[:16],
-                path,
+                scope.get("method", "GET"),
+                scope.get("raw_path") or scope.get("path") or "/",
                 status,
                 size,
-                (time.perf_counter() - t0) * 1000.0,
-                user_agent,
-                referer,
+                (perf_counter() - t0) * 1000.0,
+                tuple(scope.get("headers") or ()),
                 getattr(state, "summary", "undecided"),
                 getattr(state, "language", None),
-                accept_language,
             )
         )

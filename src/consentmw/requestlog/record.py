@@ -20,7 +20,15 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from consentmw.requestlog.periods import utc_iso
 from consentmw.requestlog.useragent import UAInfo, UAParser
 
-__all__ = ["RECORD_FIELDS", "PendingRecord", "build_record", "encode_record", "make_encoder"]
+__all__ = [
+    "RAW_FIELDS",
+    "RECORD_FIELDS",
+    "PendingRecord",
+    "build_record",
+    "encode_record",
+    "from_raw",
+    "make_encoder",
+]
 
 MAX_PATH_LENGTH = 512
 MAX_HOST_LENGTH = 253
@@ -68,6 +76,45 @@ class PendingRecord(NamedTuple):
     consent: str
     language: object  # the consent state's, whatever ConsentMiddleware put there
     accept_language: bytes | None
+
+
+#: What :class:`RequestLogMiddleware` enqueues instead (a plain tuple, cheapest to build):
+#: the first nine fields of :class:`PendingRecord`, then the request's ``headers`` as the
+#: server gave them (User-Agent, Referer and Accept-Language are picked out by the writer
+#: thread), then the consent summary and language. ``method`` is not yet cut to 16
+#: characters. The headers stay in memory only, until the writer has encoded the record.
+RAW_FIELDS = (*PendingRecord._fields[:9], "headers", "consent", "language")
+
+
+def from_raw(raw: Sequence[Any]) -> tuple[Any, ...]:
+    """A :data:`RAW_FIELDS` tuple as a plain tuple in :class:`PendingRecord`'s order."""
+    t, ip, asn, isp, method, path, status, size, duration, headers, consent, language = raw
+    user_agent = referer = accept_language = None
+    for name, value in headers or ():
+        if name == b"user-agent":
+            user_agent = value
+        elif name == b"referer":
+            referer = value
+        elif name == b"accept-language":
+            accept_language = value
+    if type(method) is not str or len(method) > 16:
+        method = str(method)[:16]
+    return (
+        t,
+        ip,
+        asn,
+        isp,
+        method,
+        path,
+        status,
+        size,
+        duration,
+        user_agent,
+        referer,
+        consent,
+        language,
+        accept_language,
+    )
 
 
 def decode_path(raw: bytes | str) -> str:
@@ -152,8 +199,12 @@ def encode_record(record: dict[str, Any]) -> bytes:
 # also decides whether the record is lost.
 
 _REFERRER_FAST = re.compile(rb"https?://([A-Za-z0-9.\-]{1,253})(?:[/?#]|\Z)")
+_REFERRER_ORIGIN = re.compile(rb"https?://[A-Za-z0-9.\-]{1,253}")
 _MS = tuple(f'{ms:03d}Z"' for ms in range(1000))
+#: ``.001`` ... ``.999`` as ``repr`` writes them (no trailing zeros, ``.0`` for none).
+_FRACTION = (".0", *(f".{ms:03d}".rstrip("0") for ms in range(1, 1000)))
 _CONSENT_JSON = {state: f'"{state}"' for state in CONSENT_STATES}
+_HEADER_SLOT = {b"user-agent": 0, b"referer": 1, b"accept-language": 2}
 _UTC = timezone.utc
 _CACHE_LIMIT = 4096  # per small cache: cleared when full (a miss costs about a microsecond)
 _MAX_CACHED_KEY = 1024  # longer keys are computed every time, never pinned in memory
@@ -171,6 +222,12 @@ def _ua_fragment(info: UAInfo) -> str:
     )
 
 
+def _bounded_put(cache: dict[Any, str], key: Any, value: str, limit: int) -> None:
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+
+
 def make_encoder(
     parse_ua: UAParser | Callable[[str | None], UAInfo],
     redact_path: Callable[[str], str] | None = None,
@@ -178,25 +235,68 @@ def make_encoder(
 ) -> Callable[[Sequence[Any]], str]:
     """``record -> line`` (``str``, ASCII, ending in a newline) for the writer thread.
 
-    ``record`` is a :class:`PendingRecord` or a plain tuple in its field order (what the
-    middleware enqueues). Not thread-safe: one encoder per writer thread.
+    ``record`` is a :class:`PendingRecord`, a plain tuple in its field order, or a tuple of
+    :data:`RAW_FIELDS` (what the middleware enqueues). Not thread-safe: one encoder per
+    writer thread.
     """
     seconds: dict[float, str] = {}
-    uas: dict[bytes | None, str] = {}
+    uas: dict[bytes, str] = {}
+    unknown_ua = _ua_fragment(parse_ua(None))
     paths: dict[bytes | str, str] = {}
     methods: dict[str, str] = {}
+    origins: dict[bytes, str] = {}  # b"https://host" -> '"host"', nothing longer
     state_langs: dict[str, str] = {}
     accepts: dict[bytes, str] = {}
-    unknown_ua = _ua_fragment(parse_ua(None))
     ua_limit = max(cache_size, 1)
+    slot_of = _HEADER_SLOT.get
 
     def slow(p: Sequence[Any]) -> str:
-        pending = p if type(p) is PendingRecord else PendingRecord._make(p)
-        return _ENCODER.encode(build_record(pending, parse_ua, redact_path)) + "\n"
+        if type(p) is not PendingRecord:
+            p = PendingRecord._make(from_raw(p) if len(p) == 12 else p)
+        return _ENCODER.encode(build_record(p, parse_ua, redact_path)) + "\n"
+
+    def referrer_json(ref: bytes) -> str:
+        m = _REFERRER_FAST.match(ref)
+        if m is None:
+            return _json_value(referrer_host(ref))
+        host = m.group(1)
+        rj = '"' + host.decode("ascii").lower() + '"'
+        end = m.end(1)
+        if end == len(ref) or ref[end] == 47:  # "/": the origin alone decides the host
+            _bounded_put(origins, ref[:end], rj, 256)
+        return rj
 
     def encode(p: Sequence[Any]) -> str:
         try:
-            t, ip, asn, isp, method, path, status, size, dur, ua, ref, consent, lang, accept = p
+            if len(p) == 12:  # RAW_FIELDS, from the middleware
+                t, ip, asn, isp, method, path, status, size, dur, headers, consent, lang = p
+                found = [None, None, None]
+                if headers:
+                    for name, value in headers:
+                        slot = slot_of(name)
+                        if slot is not None:
+                            found[slot] = value
+                ua, ref, accept = found
+                if type(method) is not str or len(method) > 16:
+                    method = str(method)[:16]
+                p = (
+                    t,
+                    ip,
+                    asn,
+                    isp,
+                    method,
+                    path,
+                    status,
+                    size,
+                    dur,
+                    ua,
+                    ref,
+                    consent,
+                    lang,
+                    accept,
+                )
+            else:
+                t, ip, asn, isp, method, path, status, size, dur, ua, ref, consent, lang, accept = p
             if (
                 type(status) is not int
                 or type(size) is not int
@@ -215,21 +315,14 @@ def make_encoder(
                 us += 1000000
             head = seconds.get(whole)
             if head is None:
-                if len(seconds) >= 64:
-                    seconds.clear()
                 moment = datetime.fromtimestamp(whole, _UTC)
-                head = seconds[whole] = moment.strftime('{"time":"%Y-%m-%dT%H:%M:%S.')
-            ipj = _json_str(ip)
-            if isp is None:
-                ispj = "null"
-            elif type(isp) is str:
-                ispj = _json_str(isp)
-            else:
-                return slow(p)
-            if asn is None:
-                asnj = "null"
-            elif type(asn) is int:
-                asnj = str(asn)
+                head = moment.strftime('{"time":"%Y-%m-%dT%H:%M:%S.')
+                _bounded_put(seconds, whole, head, 64)
+            if isp is None and asn is None:
+                ipj = f'"ip":{_json_str(ip)},"isp":null,"asn":null'
+            elif (isp is None or type(isp) is str) and (asn is None or type(asn) is int):
+                ispj = "null" if isp is None else _json_str(isp)
+                ipj = f'"ip":{_json_str(ip)},"isp":{ispj},"asn":{"null" if asn is None else asn}'
             else:
                 return slow(p)
             mj = methods.get(method)
@@ -237,40 +330,45 @@ def make_encoder(
                 if type(method) is not str:
                     return slow(p)
                 mj = _json_str(method if _METHOD_RE.match(method) else "OTHER")
-                if len(methods) >= 64:
-                    methods.clear()
-                methods[method] = mj
+                _bounded_put(methods, method, mj, 64)
             if redact_path is None:
                 pj = paths.get(path)
                 if pj is None:
                     pj = _json_str(decode_path(path))
                     query = "?" if type(path) is str else b"?"
                     if len(path) <= _MAX_CACHED_KEY and query not in path:
-                        if len(paths) >= _CACHE_LIMIT:
-                            paths.clear()
-                        paths[path] = pj
+                        _bounded_put(paths, path, pj, _CACHE_LIMIT)
             else:
                 pj = _json_str(str(redact_path(decode_path(path)))[:MAX_PATH_LENGTH])
-            d = round(dur, 3)
-            if d - d:  # nan or infinity: JSON's spelling, not repr's
-                return slow(p)
+            # duration: repr(round(dur, 3)) from whole microseconds... thousandths, exactly
+            # as round() would give them unless x * 1000 lands on a tie (then ask round).
+            y = dur * 1000.0
+            if 0.0 < y < 1e15:
+                n = round(y)
+                if y - n != 0.5 and n - y != 0.5:
+                    q, r = divmod(n, 1000)
+                    dj = f"{q}{_FRACTION[r]}"
+                else:
+                    dj = repr(round(dur, 3))
+            else:
+                d = round(dur, 3)
+                if d - d:  # nan or infinity: JSON's spelling, not repr's
+                    return slow(p)
+                dj = repr(d)
             uaj = uas.get(ua)
             if uaj is None:
-                if ua is None or ua == b"":
+                if not ua:
                     uaj = unknown_ua
                 else:
                     uaj = _ua_fragment(parse_ua(ua.decode("latin-1")))
-                    if len(uas) >= ua_limit:
-                        uas.clear()
-                    uas[ua] = uaj
+                    _bounded_put(uas, ua, uaj, ua_limit)
             if not ref:
                 rj = "null"
             else:
-                m = _REFERRER_FAST.match(ref)
-                if m is not None:
-                    rj = '"' + m.group(1).decode("ascii").lower() + '"'
-                else:
-                    rj = _json_value(referrer_host(ref))
+                slash = ref.find(b"/", 8)
+                rj = origins.get(ref[:slash] if slash > 0 else ref)
+                if rj is None:
+                    rj = referrer_json(ref)
             cj = _CONSENT_JSON.get(consent, '"undecided"')
             lj = ""
             if type(lang) is str:
@@ -278,9 +376,7 @@ def make_encoder(
                 if lj is None:
                     lj = _json_str(lang.lower()) if _LANG_RE.match(lang) else ""
                     if len(lang) <= 64:
-                        if len(state_langs) >= 256:
-                            state_langs.clear()
-                        state_langs[lang] = lj
+                        _bounded_put(state_langs, lang, lj, 256)
             elif isinstance(lang, str):
                 return slow(p)
             if not lj:
@@ -291,15 +387,13 @@ def make_encoder(
                     if lj is None:
                         lj = _json_value(primary_language(None, accept))
                         if len(accept) <= _MAX_CACHED_KEY:
-                            if len(accepts) >= _CACHE_LIMIT:
-                                accepts.clear()
-                            accepts[accept] = lj
+                            _bounded_put(accepts, accept, lj, _CACHE_LIMIT)
         except Exception:
             return slow(p)
         return (
-            f'{head}{_MS[us // 1000]},"ip":{ipj},"isp":{ispj},"asn":{asnj},"method":{mj},'
-            f'"path":{pj},"status":{status},"bytes":{size},"duration_ms":{d!r},{uaj},'
-            f'"referrer":{rj},"consent":{cj},"language":{lj}}}\n'
+            f'{head}{_MS[us // 1000]},{ipj},"method":{mj},"path":{pj},"status":{status},'
+            f'"bytes":{size},"duration_ms":{dj},{uaj},"referrer":{rj},"consent":{cj},'
+            f'"language":{lj}}}\n'
         )
 
     return encode

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from consentmw.requestlog.asn import AsnLookup, open_asn_database
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.maintenance import compress_ended, log_legal_hold, purge
 from consentmw.requestlog.periods import ROTATIONS, Schedule, load_timezone
-from consentmw.requestlog.record import PendingRecord, make_encoder
+from consentmw.requestlog.record import make_encoder
 from consentmw.requestlog.useragent import UAParser
 from consentmw.requestlog.writer import LogWriter
 from consentmw.retention import DEFAULT_RETENTION_MONTHS, validate_retention_months
@@ -132,7 +132,8 @@ class RequestLog:
             )
             self._housekeeper.start()
 
-    def put(self, record: PendingRecord) -> bool:
+    def put(self, record: Sequence[Any]) -> bool:
+        """Enqueue a :class:`PendingRecord` or :data:`RAW_FIELDS` tuple (never blocks)."""
         if self._housekeeper is None:
             self.start()  # no lifespan (or a request after close): start lazily
         return self.writer.put(record)

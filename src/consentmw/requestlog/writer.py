@@ -16,7 +16,7 @@ from typing import Any
 
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.periods import Schedule
-from consentmw.requestlog.record import _ENCODER, PendingRecord
+from consentmw.requestlog.record import _ENCODER, PendingRecord, from_raw
 
 _BATCH = 5000  # records per append (per period): bounds the memory of one pass
 
@@ -53,7 +53,7 @@ class LogWriter:
         self.encode = encode
         self.queue_size = queue_size
         self.flush_interval = flush_interval
-        self._queue: deque[PendingRecord] = deque()
+        self._queue: deque[Sequence[Any]] = deque()
         self._wake = threading.Event()
         self._high_water = max(1, queue_size // 2)
         self._lock = threading.Lock()  # one drain at a time
@@ -68,7 +68,7 @@ class LogWriter:
 
     # -- request path ------------------------------------------------------------------
 
-    def put(self, record: PendingRecord) -> bool:
+    def put(self, record: Sequence[Any]) -> bool:
         """Enqueue without blocking; ``False`` (and counted) when the queue is full."""
         queue = self._queue
         if len(queue) >= self.queue_size:
@@ -202,7 +202,7 @@ class LogWriter:
 def _encoder_from_build(build: Callable[[PendingRecord], dict[str, Any]]) -> Callable[..., str]:
     def encode(pending: Sequence[Any]) -> str:
         if type(pending) is not PendingRecord:
-            pending = PendingRecord._make(pending)
+            pending = PendingRecord._make(pending if len(pending) != 12 else from_raw(pending))
         return _ENCODER.encode(build(pending)) + "\n"
 
     return encode
