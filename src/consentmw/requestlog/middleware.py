@@ -120,7 +120,10 @@ class RequestLogMiddleware:
             await send(message)
             if not logged:
                 logged = True
-                self._finish(scope, started, t0, masked, asn, isp, status, size)
+                try:
+                    self._enqueue(scope, started, t0, masked, asn, isp, status, size)
+                except Exception:
+                    self._enqueue_failed()
 
         try:
             await self.app(scope, receive, logging_send)
@@ -174,9 +177,12 @@ class RequestLogMiddleware:
         try:
             self._enqueue(scope, started, t0, masked, asn, isp, status, size)
         except Exception:
-            if not self._error_reported:
-                self._error_reported = True
-                logger.exception("request log: could not record a request (reported once)")
+            self._enqueue_failed()
+
+    def _enqueue_failed(self) -> None:
+        if not self._error_reported:
+            self._error_reported = True
+            logger.exception("request log: could not record a request (reported once)")
 
     def _enqueue(
         self,
