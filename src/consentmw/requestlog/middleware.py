@@ -200,6 +200,9 @@ class RequestLogMiddleware:
         Header lookup, method checks and everything else wait for the writer thread.
         """
         state = scope.get("consentmw")
+        headers = scope.get("headers")
+        if type(headers) is not list:  # servers build a fresh list per request: keep it
+            headers = tuple(headers or ())  # anything else is copied, never read late
         self.log.put(
             (
                 started,
@@ -211,7 +214,7 @@ class RequestLogMiddleware:
                 status,
                 size,
                 (perf_counter() - t0) * 1000.0,
-                tuple(scope.get("headers") or ()),
+                headers,
                 getattr(state, "summary", "undecided"),
                 getattr(state, "language", None),
             )
