@@ -266,6 +266,11 @@ class InjectingSend:
         self._nonce: str | None = None
         self._lang_source: bytes | None = None  # the whole body, when it came in one message
 
+    @property
+    def passing(self) -> bool:
+        """True once the response is known to go through untouched."""
+        return self._passing
+
     def _start_streaming(self) -> None:
         """State needed only when a body comes in several messages."""
         self._head = bytearray()  # first LANG_WINDOW body bytes, for find_html_lang

@@ -248,7 +248,11 @@ class _Responder:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             message["headers"] = self.filter_headers(message.get("headers", []))
-        await self.inject(message)
+            await self.inject(message)
+        elif self.inject.passing:  # non-HTML: body messages skip the injector
+            await self.send_next(message)
+        else:
+            await self.inject(message)
 
     def filter_headers(self, headers: Any) -> list[tuple[bytes, bytes]]:
         mw, state = self.mw, self.ctx.state
