@@ -239,15 +239,17 @@ class _Segments:
 class Snippet:
     """The snippet of one response: cached parts plus the page to return to and the nonce.
 
-    ``encode(codec)`` joins bytes encoded once per charset, so a response pays for neither
-    re-rendering nor re-encoding the 7 KB of markup; ``str()`` gives the text.
+    ``encode(codec)`` joins bytes encoded once per charset and remembers the result, so a
+    response pays for neither re-rendering nor re-encoding the markup; ``str()`` gives the
+    text. Without a nonce the same object serves every request for the same page and state.
     """
 
-    __slots__ = ("fills", "segments")
+    __slots__ = ("encoded", "fills", "segments")
 
     def __init__(self, segments: _Segments, next_attr: str, nonce_attr: str) -> None:
         self.segments = segments
         self.fills = {_NEXT: next_attr, _NONCE_ATTR: nonce_attr}
+        self.encoded: dict[tuple[str, str], bytes] = {}
 
     def _pieces(self, parts: tuple[Any, ...], fills: dict[str, Any]) -> list[Any]:
         texts = self.segments.texts
@@ -257,19 +259,13 @@ class Snippet:
         return "".join(self._pieces(self.segments.texts, self.fills))
 
     def encode(self, codec: str = "utf-8", errors: str = "strict") -> bytes:
-        if self.fills[_NONCE_ATTR]:  # a fresh nonce per response: nothing to reuse
-            return self._encode(codec, errors)
-        return _encoded(self.segments, self.fills[_NEXT], codec, errors)
-
-    def _encode(self, codec: str, errors: str) -> bytes:
-        fills = {k: v.encode(codec, errors) for k, v in self.fills.items()}
-        return b"".join(self._pieces(self.segments.encode(codec, errors), fills))
-
-
-@lru_cache(maxsize=2048)
-def _encoded(segments: _Segments, next_attr: str, codec: str, errors: str) -> bytes:
-    """The finished bytes for one state, page and charset: most requests repeat them."""
-    return Snippet(segments, next_attr, "")._encode(codec, errors)
+        key = (codec, errors)
+        out = self.encoded.get(key)
+        if out is None:
+            fills = {k: v.encode(codec, errors) for k, v in self.fills.items()}
+            out = b"".join(self._pieces(self.segments.encode(codec, errors), fills))
+            self.encoded[key] = out
+        return out
 
 
 class Banner:
@@ -300,6 +296,7 @@ class Banner:
             name: f"{prefix}/static/{f.digest}/{name}" for name, f in static_files().items()
         }
         self._snippets: dict[tuple[Any, ...], _Segments] = {}
+        self._finished: dict[tuple[Any, ...], Snippet] = {}
 
     # -- shared context ----------------------------------------------------------------
     def context(self, lang: str, state: ConsentState, **extra: Any) -> dict[str, Any]:
@@ -354,6 +351,10 @@ class Banner:
     ) -> Snippet:
         """The snippet for one response, cheap to encode: see :class:`Snippet`."""
         key = (lang, state.show_banner, state.granted, state.signal, state.decided)
+        if not nonce:  # the common case: reuse the finished snippet of this page and state
+            done = self._finished.get((key, next_path))
+            if done is not None:
+                return done
         segments = self._snippets.get(key)
         if segments is None:
             ctx = self.context(lang, state, next=_NEXT, nonce="__consentmw_nonce__")
@@ -362,7 +363,12 @@ class Banner:
             if len(self._snippets) < 256:
                 self._snippets[key] = segments
         nonce_attr = f' nonce="{nonce}"' if nonce and _NONCE.match(nonce) else ""
-        return Snippet(segments, escape(next_path, quote=True), nonce_attr)
+        snippet = Snippet(segments, escape(next_path, quote=True), nonce_attr)
+        if not nonce:
+            if len(self._finished) >= 4096:  # bounded: a crawler can't grow it without end
+                self._finished.clear()
+            self._finished[(key, next_path)] = snippet
+        return snippet
 
     def snippet(self, lang: str, state: ConsentState, next_path: str, nonce: str | None) -> str:
         return str(self.snippet_parts(lang, state, next_path, nonce))
