@@ -124,7 +124,10 @@ class Server:
             "--loop",
             "asyncio",
         ]
-        self.proc = subprocess.Popen(cmd, env=env, cwd=HERE, stderr=subprocess.PIPE)
+        # stderr goes to a file: an unread pipe fills up (uvicorn warns on every connection
+        # wrk cuts at the end of a run) and then blocks the server mid-benchmark.
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(cmd, env=env, cwd=HERE, stderr=self.stderr)
 
     @property
     def base(self) -> str:
@@ -134,7 +137,8 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                self.stderr.seek(0)
+                err = self.stderr.read().decode(errors="replace")
                 raise RuntimeError(f"server {self.stack} exited: {err}")
             try:
                 with urllib.request.urlopen(self.base + "/json", timeout=1) as r:
@@ -151,6 +155,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.stderr.close()
 
 
 def fetch(url: str, cookie: str | None = None, data: bytes | None = None) -> tuple[int, Any, bytes]:
