@@ -77,10 +77,30 @@ if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
         as_pg "$BIN/initdb" -D "$DATA" -U postgres -E UTF8 --locale=C.UTF-8 \
             --auth-local=trust --auth-host=trust --no-sync >/dev/null
     fi
+    # A cluster killed with the machine's processes leaves postmaster.pid behind; if its PID
+    # now belongs to another program, postgres would refuse to start. It is ours to remove.
+    if [[ -f "$DATA/postmaster.pid" ]]; then
+        old_pid="$(head -1 "$DATA/postmaster.pid" 2>/dev/null || true)"
+        if [[ -z "$old_pid" || "$(cat "/proc/$old_pid/comm" 2>/dev/null)" != postgres ]]; then
+            say "removing stale $DATA/postmaster.pid"
+            rm -f "$DATA/postmaster.pid"
+        fi
+    fi
+    start() {
+        as_pg "$BIN/pg_ctl" -D "$DATA" -l "$BASE/server.log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c max_connections=200" \
+            start >&2
+    }
     say "starting on 127.0.0.1:$PORT"
-    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$BASE/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c max_connections=200" start >&2 \
-        || { tail -20 "$BASE/server.log" >&2; exit 1; }
+    if ! start; then
+        # A throwaway test cluster: when it will not come up, start over from initdb.
+        tail -5 "$BASE/server.log" >&2 || true
+        say "could not start the old cluster; making a new one"
+        rm -rf "$DATA"
+        as_pg "$BIN/initdb" -D "$DATA" -U postgres -E UTF8 --locale=C.UTF-8 \
+            --auth-local=trust --auth-host=trust --no-sync >/dev/null
+        start || { tail -20 "$BASE/server.log" >&2; exit 1; }
+    fi
 fi
 ensure_db
 echo "$URL"
