@@ -184,17 +184,17 @@ class Micro:
         banner = mw.banner
         self.time(
             "snippet render (cached, undecided, en)",
-            lambda: banner.snippet("en", undecided, "/html?x=1", None),
+            lambda: banner.snippet_parts("en", undecided, "/html?x=1", None).encode(),
             100_000,
         )
         self.time(
             "snippet render (cached, decided, with nonce)",
-            lambda: banner.snippet("en", ctx.state, "/html", "r4nd0mN0nce=="),
+            lambda: banner.snippet_parts("en", ctx.state, "/html", "r4nd0mN0nce==").encode(),
             100_000,
         )
 
         def render(nonce: str | None, lang: str | None) -> str:
-            return banner.snippet(lang or "en", undecided, "/html", nonce)
+            return banner.snippet_parts(lang or "en", undecided, "/html", nonce)
 
         start = {"type": "http.response.start", "status": 200, "headers": RESPONSE_HEADERS[:3]}
         single = [start, {"type": "http.response.body", "body": PAGE_20K, "more_body": False}]
@@ -324,7 +324,9 @@ def rss_child(mode: str, megabytes: int) -> dict[str, Any]:
         inject = InjectingSend(
             sink,
             method="GET",
-            render_snippet=lambda nonce, lang: mw.banner.snippet("en", undecided, "/big", nonce),
+            render_snippet=lambda nonce, lang: mw.banner.snippet_parts(
+                "en", undecided, "/big", nonce
+            ),
         )
         await app(scope, _receive, inject)
 

@@ -22,7 +22,7 @@ def reference_snippet() -> bytes:
 
     mw = ConsentMiddleware(None, **consent_options())
     state = ConsentState(policy_version=mw.config.policy_version)
-    return mw.banner.snippet("en", state, "/", None).encode()
+    return mw.banner.snippet_parts("en", state, "/", None).encode()
 
 
 class NaiveInjectMiddleware(BaseHTTPMiddleware):

@@ -370,9 +370,6 @@ class Banner:
             self._finished[(key, next_path)] = snippet
         return snippet
 
-    def snippet(self, lang: str, state: ConsentState, next_path: str, nonce: str | None) -> str:
-        return str(self.snippet_parts(lang, state, next_path, nonce))
-
     def page(self, template: str, lang: str, state: ConsentState, **extra: Any) -> str:
         return self.env.get_template(f"consentmw/{template}").render(
             self.context(lang, state, nonce=None, **extra)

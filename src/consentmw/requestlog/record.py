@@ -204,7 +204,6 @@ _MS = tuple(f'{ms:03d}Z"' for ms in range(1000))
 #: ``.001`` ... ``.999`` as ``repr`` writes them (no trailing zeros, ``.0`` for none).
 _FRACTION = (".0", *(f".{ms:03d}".rstrip("0") for ms in range(1, 1000)))
 _CONSENT_JSON = {state: f'"{state}"' for state in CONSENT_STATES}
-_HEADER_SLOT = {b"user-agent": 0, b"referer": 1, b"accept-language": 2}
 _UTC = timezone.utc
 _CACHE_LIMIT = 4096  # per small cache: cleared when full (a miss costs about a microsecond)
 _MAX_CACHED_KEY = 1024  # longer keys are computed every time, never pinned in memory
@@ -248,7 +247,6 @@ def make_encoder(
     state_langs: dict[str, str] = {}
     accepts: dict[bytes, str] = {}
     ua_limit = max(cache_size, 1)
-    slot_of = _HEADER_SLOT.get
 
     def slow(p: Sequence[Any]) -> str:
         if type(p) is not PendingRecord:
@@ -269,34 +267,8 @@ def make_encoder(
     def encode(p: Sequence[Any]) -> str:
         try:
             if len(p) == 12:  # RAW_FIELDS, from the middleware
-                t, ip, asn, isp, method, path, status, size, dur, headers, consent, lang = p
-                found = [None, None, None]
-                if headers:
-                    for name, value in headers:
-                        slot = slot_of(name)
-                        if slot is not None:
-                            found[slot] = value
-                ua, ref, accept = found
-                if type(method) is not str or len(method) > 16:
-                    method = str(method)[:16]
-                p = (
-                    t,
-                    ip,
-                    asn,
-                    isp,
-                    method,
-                    path,
-                    status,
-                    size,
-                    dur,
-                    ua,
-                    ref,
-                    consent,
-                    lang,
-                    accept,
-                )
-            else:
-                t, ip, asn, isp, method, path, status, size, dur, ua, ref, consent, lang, accept = p
+                p = from_raw(p)
+            t, ip, asn, isp, method, path, status, size, dur, ua, ref, consent, lang, accept = p
             if (
                 type(status) is not int
                 or type(size) is not int
