@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from itsdangerous import BadData, URLSafeTimedSerializer
@@ -57,6 +57,11 @@ class ConsentState:
     @property
     def show_banner(self) -> bool:
         return not self.decided and self.signal is None
+
+    @cached_property
+    def view_key(self) -> tuple[Any, ...]:
+        """What the injected snippet depends on (cached: states are reused per cookie)."""
+        return (self.show_banner, self.granted, self.signal, self.decided)
 
     def as_dict(self, categories: Iterable[str], lifetime_seconds: int) -> dict[str, Any]:
         """The public JSON shape of ``GET /_consent``."""

@@ -266,6 +266,26 @@ class InjectingSend:
         self._nonce: str | None = None
         self._lang_source: bytes | None = None  # the whole body, when it came in one message
 
+    @classmethod
+    def accepted(
+        cls,
+        send: Send,
+        start: Message,
+        *,
+        codec: str,
+        headers: RawHeaders,
+        nonce: str | None,
+        render_snippet: Callable[[str | None, str | None], Encodable],
+    ) -> InjectingSend:
+        """An injector whose start message was already read and accepted by the caller.
+
+        ``start`` is held back until the next message, as if this injector had accepted it.
+        """
+        self = cls(send, method="GET", render_snippet=render_snippet)
+        self._codec, self._headers, self._nonce = codec, headers, nonce
+        self._start = start
+        return self
+
     @property
     def passing(self) -> bool:
         """True once the response is known to go through untouched."""

@@ -7,6 +7,7 @@ allowed, expire cookies of refused categories, and inject the banner snippet int
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -20,7 +21,17 @@ from .config import ConfigError, ConsentConfig
 from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
 from .envconfig import config_from_env
-from .inject import InjectingSend
+from .inject import (
+    SNIPPET_END,
+    InjectingSend,
+    _changed_headers,
+    _html_codec,
+    _html_lang,
+    _injected_before,
+    _last_end_tag,
+    _warn_compressed,
+    csp_nonce,
+)
 from .receipts import ReceiptWriter
 from .setcookie import (
     consent_cookie_header,
@@ -33,6 +44,8 @@ from .setcookie import (
 logger = logging.getLogger("consentmw")
 SCOPE_KEY = "consentmw"
 _MAX_WARNED = 1000
+_MAX_SNIPPETS = 4096  # encoded snippets kept per middleware (page x language x state)
+_MAX_EXPIRIES = 1024
 
 
 @dataclass(slots=True)
@@ -93,6 +106,9 @@ class ConsentMiddleware:
         self._warned: set[str] = set()
         self._optional = frozenset(self.registry.optional)
         self._undecided = ConsentState(policy_version=config.policy_version)
+        self._snippet_bytes: dict[tuple[Any, ...], bytes] = {}
+        self._expiries: dict[tuple[Any, ...], list[tuple[bytes, bytes]]] = {}
+        self.page_language = functools.lru_cache(maxsize=512)(self._page_language)
         self.receipts = ReceiptWriter(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,8 +123,7 @@ class ConsentMiddleware:
         if path == self._prefix or path.startswith(self._prefix_slash):
             await self.endpoints(ctx, receive, self.with_signal_cookie(ctx, send))
             return
-        responder = _Responder(self, ctx, send)
-        await self.app(scope, receive, responder.send)
+        await self.app(scope, receive, _Responder(self, ctx, send).send)
 
     # -- state ---------------------------------------------------------------------------------
     def context(self, scope: Scope) -> RequestContext:
@@ -220,49 +235,170 @@ class ConsentMiddleware:
         return wrapped
 
     def language(self, ctx: RequestContext, html_lang: str | None = None) -> str:
-        accept = (ctx.header(b"accept-language") or b"").decode("latin-1")
+        return self.page_language(html_lang, ctx.headers.get(b"accept-language"))
+
+    def _page_language(self, html_lang: str | None, accept_language: bytes | None) -> str:
+        """The banner's language: the page's ``<html lang>``, then Accept-Language."""
+        accept = (accept_language or b"").decode("latin-1")
         return choose_language(html_lang, accept, self.config.default_language)
+
+    def expiry_for(
+        self, ctx: RequestContext, state: ConsentState, cookie_header: bytes
+    ) -> list[tuple[bytes, bytes]]:
+        """``Set-Cookie`` headers deleting the request's cookies that ``state`` refuses.
+
+        Cached per Cookie header, choice, host and scheme: a visitor repeats all four.
+        """
+        key = (cookie_header, state.granted, ctx.headers.get(b"host"), self.secure(ctx))
+        out = self._expiries.get(key)
+        if out is None:
+            names = request_cookie_names(cookie_header)
+            out = [(b"set-cookie", v) for v in self.expiry_headers(ctx, state, names)]
+            if len(self._expiries) >= _MAX_EXPIRIES:
+                self._expiries.clear()
+            self._expiries[key] = out
+        return out
+
+
+# Response modes of _Responder, in the order a response goes through them.
+_AWAIT_START, _PASS, _HELD, _STREAM = 0, 1, 2, 3
+_NO_BODY = frozenset({204, 205, 206, 304})
+_IDENTITY = (b"", b"identity")
 
 
 class _Responder:
-    """Per-request state of one wrapped response."""
+    """The ``send`` of one wrapped response: Set-Cookie enforcement and banner injection.
 
-    __slots__ = ("ctx", "inject", "mw", "send_next")
+    One object and one bound method per request, because this is the hot path: the start
+    message's headers are read in a single pass (filtering ``Set-Cookie`` and noting what
+    injection needs), a single-message HTML body is injected here with a snippet cached as
+    bytes per page, language and state, and only a streamed body is handed to
+    :class:`~consentmw.inject.InjectingSend`. Non-HTML bodies go straight through.
+    """
+
+    __slots__ = ("codec", "ctx", "headers", "mode", "mw", "nonce", "send_next", "start", "stream")
 
     def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, send: Send) -> None:
         self.mw = mw
         self.ctx = ctx
-        self.send_next = mw.with_signal_cookie(ctx, send)
-        self.inject = InjectingSend(
-            self.send_next, method=ctx.scope["method"], render_snippet=self.render_snippet
-        )
-
-    def render_snippet(self, nonce: str | None, html_lang: str | None) -> Snippet:
-        scope = self.ctx.scope
-        path = scope.get("path", "/")
-        query = scope.get("query_string", b"")
-        next_path = path + ("?" + query.decode("latin-1") if query else "")
-        lang = self.mw.language(self.ctx, html_lang)
-        return self.mw.banner.snippet_parts(lang, self.ctx.state, next_path, nonce)
+        self.send_next = mw.with_signal_cookie(ctx, send) if ctx.persist else send
+        self.mode = _AWAIT_START
+        self.stream: InjectingSend | None = None
 
     async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = self.filter_headers(message.get("headers", []))
-            await self.inject(message)
-        elif self.inject.passing:  # non-HTML: body messages skip the injector
+        mode = self.mode
+        if mode == _PASS:
             await self.send_next(message)
+        elif mode == _AWAIT_START:
+            if message["type"] == "http.response.start":
+                await self._start(message)
+            else:
+                await self.send_next(message)
+        elif mode == _HELD:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await self._single(message)
+            else:
+                await self._begin_stream(message)
         else:
-            await self.inject(message)
+            await self.stream(message)  # type: ignore[misc]
 
-    def filter_headers(self, headers: Any) -> list[tuple[bytes, bytes]]:
-        mw, state = self.mw, self.ctx.state
-        out = [
-            (k, v)
-            for k, v in headers
-            if k.lower() != b"set-cookie" or mw.allow_set_cookie(v, state)
-        ]
-        cookie_header = self.ctx.header(b"cookie")
+    async def _start(self, message: Message) -> None:
+        """Filter the headers; hold the start message back if the body may get the snippet."""
+        mw, ctx = self.mw, self.ctx
+        state = ctx.state
+        out: list[tuple[bytes, bytes]] = []
+        ctype = encoding = b""
+        csp = False
+        for item in message.get("headers", ()):
+            name = item[0].lower()
+            if name == b"set-cookie":
+                if not mw.allow_set_cookie(item[1], state):
+                    continue
+            elif name == b"content-type":
+                ctype = ctype or item[1]
+            elif name == b"content-encoding":
+                encoding = item[1]
+            elif name == b"content-security-policy":
+                csp = True
+            out.append(item)
+        cookie_header = ctx.headers.get(b"cookie")
         if cookie_header:
-            names = request_cookie_names(cookie_header)
-            out += [(b"set-cookie", v) for v in mw.expiry_headers(self.ctx, state, names)]
+            out += mw.expiry_for(ctx, state, cookie_header)
+        message["headers"] = out
+        status = message["status"]
+        method = ctx.scope["method"]
+        codec = None
+        if not (status < 200 or status in _NO_BODY or method.upper() == "HEAD"):
+            codec = _html_codec(bytes(ctype)) if ctype else None
+            if codec and encoding and bytes(encoding).strip().lower() not in _IDENTITY:
+                _warn_compressed(bytes(encoding))
+                codec = None
+        if codec is None:
+            self.mode = _PASS
+            await self.send_next(message)
+            return
+        self.codec = codec
+        self.headers = out
+        self.nonce = csp_nonce(out) if csp else None
+        self.start = message
+        self.mode = _HELD
+
+    async def _single(self, message: Message) -> None:
+        """A whole HTML body in one message: inject it here, with an exact Content-Length."""
+        self.mode = _PASS
+        start = self.start
+        body = message.get("body", b"")
+        i = _last_end_tag(body)
+        if i >= 0 and not _injected_before(body, i):
+            snippet = self._snippet(body)
+            view = memoryview(body)
+            body = b"".join((view[:i], snippet, view[i:]))
+            start["headers"] = _changed_headers(self.headers, len(body))
+            message["body"] = body
+        send = self.send_next
+        await send(start)
+        await send(message)
+
+    async def _begin_stream(self, message: Message) -> None:
+        """More than one body message (or a non-body one): the streaming injector takes over."""
+        self.mode = _STREAM
+        self.stream = InjectingSend.accepted(
+            self.send_next,
+            self.start,
+            codec=self.codec,
+            headers=self.headers,
+            nonce=self.nonce,
+            render_snippet=self.render_snippet,
+        )
+        await self.stream(message)
+
+    def _snippet(self, body: bytes) -> bytes:
+        """The encoded snippet (ending in SNIPPET_END) for this page, language and state."""
+        mw, ctx = self.mw, self.ctx
+        scope = ctx.scope
+        lang = mw.page_language(_html_lang(body), ctx.headers.get(b"accept-language"))
+        key = (lang, ctx.state.view_key, scope.get("path"), scope.get("query_string"), self.codec)
+        if self.nonce is None:
+            cached = mw._snippet_bytes.get(key)
+            if cached is not None:
+                return cached
+        html = mw.banner.snippet_parts(lang, ctx.state, _next_path(scope), self.nonce)
+        out = html.encode(self.codec, errors="xmlcharrefreplace") + SNIPPET_END
+        if self.nonce is None:
+            if len(mw._snippet_bytes) >= _MAX_SNIPPETS:  # bounded: crawlers vary the path
+                mw._snippet_bytes.clear()
+            mw._snippet_bytes[key] = out
         return out
+
+    def render_snippet(self, nonce: str | None, html_lang: str | None) -> Snippet:
+        """For the streaming injector, which encodes it once per response."""
+        ctx = self.ctx
+        lang = self.mw.page_language(html_lang, ctx.headers.get(b"accept-language"))
+        return self.mw.banner.snippet_parts(lang, ctx.state, _next_path(ctx.scope), nonce)
+
+
+def _next_path(scope: Scope) -> str:
+    """Where a no-JS decision form returns to: this page."""
+    query = scope.get("query_string", b"")
+    path: str = scope.get("path", "/")
+    return path + "?" + query.decode("latin-1") if query else path
