@@ -56,6 +56,7 @@ class RequestContext:
     headers: dict[bytes, bytes]
     state: ConsentState
     persist: bool = False  # a privacy signal was applied for the first time
+    tracked: bool = False  # the request carries cookies of optional categories
     language: str | None = None  # the language a decision form was shown in
 
     def header(self, name: bytes) -> bytes | None:
@@ -108,6 +109,8 @@ class ConsentMiddleware:
         self._undecided = ConsentState(policy_version=config.policy_version)
         self._snippet_bytes: dict[tuple[Any, ...], bytes] = {}
         self._expiries: dict[tuple[Any, ...], list[tuple[bytes, bytes]]] = {}
+        self._cookies: dict[bytes, tuple[str | None, bool]] = {}
+        self._signals = config.honour_privacy_signals
         self.page_language = functools.lru_cache(maxsize=512)(self._page_language)
         self.receipts = ReceiptWriter(self)
 
@@ -139,18 +142,52 @@ class ConsentMiddleware:
                         headers[key] += b"; " + value
                     continue
                 headers[key] = value
-        state, persist = self.resolve(headers)
+        cookie_header = headers.get(b"cookie")
+        tracked = False
+        state = None
+        persist = False
+        if cookie_header:
+            value, tracked = self.read_cookies(cookie_header)
+            state = self.codec.decode(value)
+        if state is None:
+            state, persist = self.without_cookie(headers)
         scope[SCOPE_KEY] = state
-        return RequestContext(scope, headers, state, persist)
+        return RequestContext(scope, headers, state, persist, tracked)
+
+    def read_cookies(self, cookie_header: bytes) -> tuple[str | None, bool]:
+        """The consent cookie's value in a Cookie header, and whether the header carries
+        cookies of optional categories (which a refusal must expire).
+
+        Cached per header value (a visitor sends the same one until a cookie changes); the
+        value is verified, and its age checked, by the codec on every request.
+        """
+        hit = self._cookies.get(cookie_header)
+        if hit is None:
+            tracked = False
+            for name in request_cookie_names(cookie_header):
+                spec = self.registry.lookup(name)
+                if spec is not None and spec.category in self._optional:
+                    tracked = True
+                    break
+            hit = (request_cookie(cookie_header, self._cookie_name), tracked)
+            if len(cookie_header) <= 8192:
+                if len(self._cookies) >= 2048:
+                    self._cookies.clear()
+                self._cookies[cookie_header] = hit
+        return hit
 
     def resolve(self, headers: dict[bytes, bytes]) -> tuple[ConsentState, bool]:
         """The consent state of a request; ``True`` when a privacy signal was just applied."""
         cookie_header = headers.get(b"cookie")
         if cookie_header:
-            state = self.codec.decode(request_cookie(cookie_header, self._cookie_name))
+            state = self.codec.decode(self.read_cookies(cookie_header)[0])
             if state is not None:
                 return state, False
-        signal = self.privacy_signal(headers)
+        return self.without_cookie(headers)
+
+    def without_cookie(self, headers: dict[bytes, bytes]) -> tuple[ConsentState, bool]:
+        """Undecided, or a refusal when the browser sends a privacy signal."""
+        signal = self.privacy_signal(headers) if self._signals else None
         if signal is None:
             return self._undecided, False  # frozen: one shared instance
         return (
@@ -264,6 +301,7 @@ class ConsentMiddleware:
 _AWAIT_START, _PASS, _HELD, _STREAM = 0, 1, 2, 3
 _NO_BODY = frozenset({204, 205, 206, 304})
 _IDENTITY = (b"", b"identity")
+_REWRITTEN = frozenset({b"etag", b"vary"})
 
 
 class _Responder:
@@ -276,7 +314,10 @@ class _Responder:
     :class:`~consentmw.inject.InjectingSend`. Non-HTML bodies go straight through.
     """
 
-    __slots__ = ("codec", "ctx", "headers", "mode", "mw", "nonce", "send_next", "start", "stream")
+    __slots__ = (
+        "codec", "ctx", "headers", "length_at", "mode", "mw", "nonce", "send_next", "start",
+        "stream",
+    )  # fmt: skip
 
     def __init__(self, mw: ConsentMiddleware, ctx: RequestContext, send: Send) -> None:
         self.mw = mw
@@ -309,21 +350,28 @@ class _Responder:
         out: list[tuple[bytes, bytes]] = []
         ctype = encoding = b""
         csp = False
+        length_at = -1  # where Content-Length stands in ``out``
+        plain = True  # no ETag, no Vary, one Content-Length: _single patches in place
         for item in message.get("headers", ()):
             name = item[0].lower()
-            if name == b"set-cookie":
-                if not mw.allow_set_cookie(item[1], state):
-                    continue
+            if name == b"content-length":
+                if length_at >= 0:
+                    plain = False
+                length_at = len(out)
             elif name == b"content-type":
                 ctype = ctype or item[1]
+            elif name == b"set-cookie":
+                if not mw.allow_set_cookie(item[1], state):
+                    continue
+            elif name in _REWRITTEN:
+                plain = False
             elif name == b"content-encoding":
                 encoding = item[1]
             elif name == b"content-security-policy":
                 csp = True
             out.append(item)
-        cookie_header = ctx.headers.get(b"cookie")
-        if cookie_header:
-            out += mw.expiry_for(ctx, state, cookie_header)
+        if ctx.tracked:
+            out += mw.expiry_for(ctx, state, ctx.headers[b"cookie"])
         message["headers"] = out
         status = message["status"]
         method = ctx.scope["method"]
@@ -339,6 +387,7 @@ class _Responder:
             return
         self.codec = codec
         self.headers = out
+        self.length_at = length_at if plain else -2
         self.nonce = csp_nonce(out) if csp else None
         self.start = message
         self.mode = _HELD
@@ -353,8 +402,16 @@ class _Responder:
             snippet = self._snippet(body)
             view = memoryview(body)
             body = b"".join((view[:i], snippet, view[i:]))
-            start["headers"] = _changed_headers(self.headers, len(body))
             message["body"] = body
+            at = self.length_at
+            if at == -2:  # ETag, Vary or repeated Content-Length: the general rewrite
+                start["headers"] = _changed_headers(self.headers, len(body))
+            else:  # the usual headers: patch Content-Length, add Vary, no second pass
+                headers = self.headers
+                if at >= 0:
+                    headers[at] = (headers[at][0], b"%d" % len(body))
+                headers.append((b"vary", b"Cookie"))
+                start["headers"] = headers
         send = self.send_next
         await send(start)
         await send(message)

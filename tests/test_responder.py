@@ -1,0 +1,195 @@
+"""The middleware's own response path equals the reference injector, message for message.
+
+ConsentMiddleware injects single-message HTML bodies itself (one pass over the headers, the
+snippet cached as bytes) and hands streamed bodies to :class:`InjectingSend`. This checks,
+over generated headers, statuses, methods, bodies and chunkings, that what leaves the
+middleware is exactly what ``InjectingSend`` alone would send with the same snippet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.types import Message
+
+from consentmw import ConsentMiddleware
+from consentmw.consent import ConsentState
+from consentmw.inject import SNIPPET_END, SNIPPET_MARKER, InjectingSend
+
+SECRET = "responder-test-secret-0123456789abcdefghij"
+
+HEADER_POOL: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/html; charset=utf-8"),
+    (b"Content-Type", b"text/html"),
+    (b"content-type", b"TEXT/HTML; charset=latin-1"),
+    (b"content-type", b"application/xhtml+xml"),
+    (b"content-type", b"application/json"),
+    (b"content-type", b"text/html; charset=utf-16"),
+    (b"content-length", b"42"),
+    (b"Content-Length", b"7"),
+    (b"etag", b'"v1"'),
+    (b"ETag", b'W/"v2"'),
+    (b"vary", b"Accept-Encoding"),
+    (b"Vary", b"*"),
+    (b"vary", b"cookie"),
+    (b"vary", b""),
+    (b"content-encoding", b"gzip"),
+    (b"Content-Encoding", b"identity"),
+    (b"content-security-policy", b"script-src 'nonce-abc123' 'self'"),
+    (b"content-security-policy-report-only", b"script-src 'nonce-zzz'"),
+    (b"cache-control", b"no-cache"),
+    (b"x-frame-options", b"DENY"),
+]
+PIECES = [
+    "<!doctype html><html lang='en'><head></head><body>",
+    "<html lang=nb-NO><body>",
+    "<p>tekst med æøå</p>",
+    "</body>",
+    "</BODY >",
+    "</html>",
+    "<!--/consentmw-->",
+    "</bo",
+    "dy>",
+    "x" * 300,
+]
+
+headers = st.lists(st.sampled_from(HEADER_POOL), max_size=8)
+bodies = st.lists(st.sampled_from(PIECES), max_size=12).map(lambda p: "".join(p).encode())
+
+
+def middleware() -> ConsentMiddleware:
+    logging.getLogger("consentmw").setLevel(logging.CRITICAL)  # compressed-HTML warning
+    return ConsentMiddleware(lambda s, r, c: None, secret_key=SECRET, records_url=None)
+
+
+MW = middleware()
+
+
+def scope(method: str, accept_language: bytes | None) -> dict[str, Any]:
+    hdrs = [(b"host", b"www.example.no")]
+    if accept_language is not None:
+        hdrs.append((b"accept-language", accept_language))
+    return {
+        "type": "http", "method": method, "path": "/side", "query_string": b"a=1&b=<2>",
+        "headers": hdrs, "scheme": "https", "client": ("203.0.113.9", 1234),
+    }  # fmt: skip
+
+
+def messages(status: int, hdrs: list[tuple[bytes, bytes]], body: bytes, cuts: list[int]) -> list:
+    out: list[Message] = [{"type": "http.response.start", "status": status, "headers": hdrs}]
+    bounds = [0, *sorted(c for c in cuts if c <= len(body)), len(body)]
+    for i in range(len(bounds) - 1):
+        more = i < len(bounds) - 2
+        out.append(
+            {"type": "http.response.body", "body": body[bounds[i] : bounds[i + 1]], "more_body": more}
+        )
+    return out
+
+
+def through_middleware(method: str, lang: bytes | None, sent: list[Message]) -> list[Message]:
+    out: list[Message] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        for m in sent:
+            await send({**m, "headers": list(m["headers"])} if "headers" in m else dict(m))
+
+    async def collect(message: Message) -> None:
+        out.append(message)
+
+    mw = MW
+    mw.app = app
+    asyncio.run(mw(scope(method, lang), _receive, collect))
+    return out
+
+
+def through_reference(method: str, lang: bytes | None, sent: list[Message]) -> list[Message]:
+    out: list[Message] = []
+    state = ConsentState(policy_version=MW.config.policy_version)
+
+    def render(nonce: str | None, html_lang: str | None) -> Any:
+        language = MW.page_language(html_lang, lang)
+        return MW.banner.snippet_parts(language, state, "/side?a=1&b=<2>", nonce)
+
+    async def collect(message: Message) -> None:
+        out.append(message)
+
+    async def run() -> None:
+        inj = InjectingSend(collect, method=method, render_snippet=render)
+        for m in sent:
+            await inj({**m, "headers": list(m["headers"])} if "headers" in m else dict(m))
+
+    asyncio.run(run())
+    return out
+
+
+async def _receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def normal(msgs: list[Message]) -> list[Any]:
+    """Messages as comparable values (header items as tuples of bytes)."""
+    out = []
+    for m in msgs:
+        m = dict(m)
+        if "headers" in m:
+            m["headers"] = [(bytes(k), bytes(v)) for k, v in m["headers"]]
+        out.append(m)
+    return out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hdrs=headers,
+    body=bodies,
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=3),
+    status=st.sampled_from([200, 200, 200, 404, 204, 206, 304, 500]),
+    method=st.sampled_from(["GET", "GET", "POST", "HEAD"]),
+    lang=st.sampled_from([None, b"en-GB,en;q=0.9", b"nb-NO", b"de"]),
+)
+def test_middleware_sends_what_the_reference_injector_sends(
+    hdrs: list[tuple[bytes, bytes]],
+    body: bytes,
+    cuts: list[int],
+    status: int,
+    method: str,
+    lang: bytes | None,
+) -> None:
+    sent = messages(status, hdrs, body, cuts)
+    got = through_middleware(method, lang, sent)
+    # The middleware adds Set-Cookie only for refused cookies; this request carries none.
+    assert normal(got) == normal(through_reference(method, lang, sent))
+
+
+@pytest.mark.parametrize("repeat", [1, 2, 3])
+def test_cached_snippet_bytes_follow_page_language_and_query(repeat: int) -> None:
+    """The per-page snippet cache never serves one page's snippet on another."""
+    page = b"<html lang='%s'><body><p>x</p></body></html>"
+    for lang, expect in ((b"en", b'lang="en"'), (b"nb", b'lang="nb"')):
+        for query in (b"", b"q=1"):
+            sent = messages(
+                200, [(b"content-type", b"text/html"), (b"content-length", b"1")], page % lang, []
+            )
+            sc = scope("GET", None)
+            sc["query_string"] = query
+            out: list[Message] = []
+
+            async def app(s: Any, r: Any, send: Any, sent: list[Message] = sent) -> None:
+                for m in sent:
+                    await send(dict(m))
+
+            async def collect(message: Message, out: list[Message] = out) -> None:
+                out.append(message)
+
+            MW.app = app
+            asyncio.run(MW(sc, _receive, collect))
+            html = out[1]["body"]
+            assert html.count(SNIPPET_MARKER) == 1 and html.count(SNIPPET_END) == 1
+            assert expect in html
+            nxt = b"/side" + (b"?" + query if query else b"")
+            assert b'value="' + nxt + b'"' in html
+            assert dict(out[0]["headers"])[b"content-length"] == str(len(html)).encode()
