@@ -100,13 +100,16 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, stack: str, http: str, rows: int, log_dir: str) -> None:
+    def __init__(
+        self, stack: str, http: str, rows: int, log_dir: str, wrapper: tuple[str, ...] = ()
+    ) -> None:
         self.stack = stack
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTMW_")}
         env.update(BENCH_STACK=stack, BENCH_ROWS=str(rows), BENCH_LOG_DIR=log_dir)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
         cmd = [
+            *wrapper,
             sys.executable,
             "-m",
             "uvicorn",

@@ -1,0 +1,212 @@
+"""Instructions per request of each stack, counted by callgrind: a ratio that does not drift.
+
+    python benchmarks/instructions.py [--requests 300] [--json out.json]
+
+Wall-clock ratios on a shared 2-vCPU VM swing by +-25 % from one run to the next (even two
+identical servers loaded side by side differ by that much), so a 5 % budget cannot be
+read off them without hundreds of runs. This counts what the server process executes
+instead: each stack of ``apps.py`` runs under uvicorn (h11, 1 worker) inside
+``valgrind --tool=callgrind`` with instrumentation off, so it starts and warms up at
+valgrind's base speed; then, per route, instrumentation is switched on for N sequential
+keep-alive requests (plus a pause so the request-log writer thread finishes its batch) and
+the count is read from a callgrind dump. The count covers the whole server (h11 parsing,
+asyncio, Starlette, the middleware, the log writer), not the client and not the kernel,
+and repeats to within about 0.5 %. A ratio of counts is the throughput ratio of a CPU
+that runs every instruction at the same speed: a proxy that ignores cache misses and
+system calls, which is why ``run.py`` still reports wall-clock figures next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import BUDGETS, SCENARIOS, STACK_LABELS, Server  # noqa: E402
+
+#: Fewer requests where one request is heavy, so every route takes seconds, not minutes.
+REQUESTS_SCALE = {"/realistic": 0.2, "/stream": 0.1}
+
+
+def requests(port: int, path: str, n: int, cookie: str | None) -> int:
+    """``n`` sequential keep-alive GETs; the bytes received (to check nothing failed)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Cookie": cookie} if cookie else {}
+    total = 0
+    try:
+        for _ in range(n):
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: status {response.status}")
+            total += len(body)
+    finally:
+        conn.close()
+    return total
+
+
+class Callgrind:
+    """One server under callgrind, instrumentation switched by ``callgrind_control``."""
+
+    def __init__(self, stack: str, rows: int, log_dir: str, out_dir: str) -> None:
+        self.out = Path(out_dir)
+        wrapper = (
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out_dir}/{stack}.%p",
+        )
+        self.server = Server(stack, "h11", rows, log_dir, wrapper=wrapper)
+        self.stack = stack
+
+    def control(self, *args: str) -> None:
+        subprocess.run(
+            ["callgrind_control", *args, str(self.server.proc.pid)],
+            check=True,
+            capture_output=True,
+        )
+
+    def count(self, path: str, n: int, cookie: str | None, settle: float) -> float:
+        """Instructions per request of ``n`` requests to ``path``."""
+        requests(self.server.port, path, max(5, n // 10), cookie)  # warm this route
+        self.control("--zero")
+        before = set(self.out.glob(f"{self.stack}.*"))
+        self.control("--instr=on")
+        requests(self.server.port, path, n, cookie)
+        time.sleep(settle)  # the request-log writer encodes its batch within 0.2 s
+        self.control("--instr=off")
+        self.control("--dump")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            new = set(self.out.glob(f"{self.stack}.*")) - before
+            totals = [_totals(p) for p in new]
+            if totals and all(t is not None for t in totals):
+                return sum(t for t in totals if t is not None) / n
+            time.sleep(0.2)
+        raise RuntimeError(f"no callgrind dump from {self.stack}")
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _totals(path: Path) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def measure(n: int, rows: int, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """``{route: {stack: {"instructions": per request, "ratio": bare / stack}}}``."""
+    log_dir = tempfile.mkdtemp(prefix="consentmw-bench-log-")
+    out_dir = tempfile.mkdtemp(prefix="consentmw-callgrind-")
+    scenarios = [sc for sc in SCENARIOS if not only or sc.name in only]
+    stacks = [s for s in STACK_LABELS if any(s in sc.stacks for sc in scenarios)]
+    counts: dict[tuple[str, str], float] = {}
+    cookie = consent_cookie()  # every stack, bare too, gets the same request
+    try:
+        for stack in stacks:  # one server at a time: callgrind runs 50x slower
+            server = Callgrind(stack, rows, log_dir, out_dir)
+            try:
+                server.server.wait(timeout=180)
+                for sc in scenarios:
+                    if stack not in sc.stacks:
+                        continue
+                    k = max(10, int(n * REQUESTS_SCALE.get(sc.path, 1.0)))
+                    ck = cookie if sc.decided else None
+                    counts[(sc.name, stack)] = server.count(sc.path, k, ck, settle=1.0)
+                    print(f"  {sc.name:<16} {stack:<8} {counts[(sc.name, stack)]:>12,.0f}")
+            finally:
+                server.stop()
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        shutil.rmtree(out_dir, ignore_errors=True)
+    table: dict[str, dict[str, Any]] = {}
+    for sc in scenarios:
+        base_name = sc.baseline if (sc.baseline, "bare") in counts else sc.name
+        bare = counts.get((base_name, "bare"))
+        table[sc.name] = {}
+        for stack in sc.stacks:
+            c = counts[(sc.name, stack)]
+            table[sc.name][stack] = {
+                "instructions": round(c),
+                "ratio": round(bare / c, 3) if bare else None,
+            }
+    return table
+
+
+def consent_cookie() -> str:
+    """A refuse-all consent cookie signed with the benchmark stacks' key."""
+    from apps import build_app, consent_options
+    from micro import decided_cookie
+
+    from consentmw import ConsentMiddleware
+
+    return "consentmw=" + decided_cookie(ConsentMiddleware(build_app(), **consent_options()))
+
+
+def format_table(table: dict[str, dict[str, Any]]) -> str:
+    cols = f"{'route':<16} {'stack':<25} {'instr/request':>14} {'x bare':>7}"
+    lines = [cols, "-" * len(cols)]
+    for route, stacks in table.items():
+        for stack, c in stacks.items():
+            ratio = "-" if c["ratio"] is None else f"{c['ratio']:.3f}"
+            lines.append(
+                f"{route:<16} {STACK_LABELS[stack]:<25} {c['instructions']:>14,} {ratio:>7}"
+            )
+    return "\n".join(lines)
+
+
+def budget_lines(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for label, scenario, stack, minimum in BUDGETS:
+        ratio = table.get(scenario, {}).get(stack, {}).get("ratio")
+        if ratio is not None:
+            out.append(
+                {"budget": f"{label}: >= {minimum:.2f}", "value": ratio, "pass": ratio >= minimum}
+            )
+    return out
+
+
+def available() -> bool:
+    return shutil.which("valgrind") is not None and shutil.which("callgrind_control") is not None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="per route (default 300)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--only", action="append", help="run only this route (repeatable)")
+    args = parser.parse_args(argv)
+    if not available():
+        print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    from apps import DEFAULT_ROWS
+
+    table = measure(args.requests, DEFAULT_ROWS, args.only)
+    print()
+    print(format_table(table))
+    print()
+    for b in budget_lines(table):
+        print(f"  {'PASS' if b['pass'] else 'MISS'}  {b['budget']:<52} {b['value']:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
