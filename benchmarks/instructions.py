@@ -110,12 +110,15 @@ def _totals(path: Path) -> int | None:
     return None
 
 
-def measure(n: int, rows: int, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
+def measure(
+    n: int, rows: int, only: list[str] | None = None, only_stacks: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """``{route: {stack: {"instructions": per request, "ratio": bare / stack}}}``."""
     log_dir = tempfile.mkdtemp(prefix="consentmw-bench-log-")
     out_dir = tempfile.mkdtemp(prefix="consentmw-callgrind-")
     scenarios = [sc for sc in SCENARIOS if not only or sc.name in only]
     stacks = [s for s in STACK_LABELS if any(s in sc.stacks for sc in scenarios)]
+    stacks = [s for s in stacks if not only_stacks or s in only_stacks or s == "bare"]
     counts: dict[tuple[str, str], float] = {}
     cookie = consent_cookie()  # every stack, bare too, gets the same request
     try:
@@ -141,6 +144,8 @@ def measure(n: int, rows: int, only: list[str] | None = None) -> dict[str, dict[
         bare = counts.get((base_name, "bare"))
         table[sc.name] = {}
         for stack in sc.stacks:
+            if (sc.name, stack) not in counts:
+                continue
             c = counts[(sc.name, stack)]
             table[sc.name][stack] = {
                 "instructions": round(c),
@@ -191,13 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300, help="per route (default 300)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--only", action="append", help="run only this route (repeatable)")
+    parser.add_argument("--stack", action="append", help="only bare and this stack (repeatable)")
     args = parser.parse_args(argv)
     if not available():
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     from apps import DEFAULT_ROWS
 
-    table = measure(args.requests, DEFAULT_ROWS, args.only)
+    table = measure(args.requests, DEFAULT_ROWS, args.only, args.stack)
     print()
     print(format_table(table))
     print()

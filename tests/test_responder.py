@@ -165,10 +165,21 @@ def test_middleware_sends_what_the_reference_injector_sends(
     assert normal(got) == normal(through_reference(method, lang, sent))
 
 
-@pytest.mark.parametrize("repeat", [1, 2, 3])
-def test_cached_snippet_bytes_follow_page_language_and_query(repeat: int) -> None:
+@pytest.mark.parametrize(
+    "page",
+    [
+        b"<html lang='%s'><body><p>x</p></body></html>",
+        b"<!DOCTYPE html><HTML LANG=%s><BODY><p>x</p></BODY></HTML>",  # no lower-case tag
+        b"<html\n  class=x lang=\"%s\"><body><p>x</p></body></html>",
+    ],
+)
+def test_cached_snippet_bytes_follow_page_language_and_query(page: bytes) -> None:
     """The per-page snippet cache never serves one page's snippet on another."""
-    page = b"<html lang='%s'><body><p>x</p></body></html>"
+    for _ in range(2):
+        check_languages(page)
+
+
+def check_languages(page: bytes) -> None:
     for lang, expect in ((b"en", b'lang="en"'), (b"nb", b'lang="nb"')):
         for query in (b"", b"q=1"):
             sent = messages(

@@ -67,24 +67,30 @@ _warned_encoding = False
 def _last_end_tag(data: bytes) -> int:
     """Offset of the last complete ``</body`` end tag in ``data``, or -1.
 
-    Looks at a 256-byte tail first and widens it fourfold until found: the end tag of a
-    document is near its end, so the usual cost is one small ``lower()`` and ``rfind``. A
+    Looks at a 256-byte tail first (the end tag of a document is near its end, so the
+    usual cost is one small ``lower()`` and ``rfind``), then at the rest in one pass. A
     ``</body`` at the very end is incomplete: not reported.
     """
     size = len(data)
-    width = 256
-    while True:
-        start = max(0, size - width)
-        low = data[start:].lower()
-        i = low.rfind(_END_TAG)
-        while i >= 0:
-            after = start + i + len(_END_TAG)
-            if after < size and data[after] in _AFTER_NAME:
-                return start + i
-            i = low.rfind(_END_TAG, 0, i)
-        if start == 0:
-            return -1
-        width *= 4
+    tail = size - 256 if size > 256 else 0
+    i = _rfind_end_tag(data, tail, size)
+    if i >= 0 or tail == 0:
+        return i
+    # Tags starting before the tail: their first bytes lie before it.
+    return _rfind_end_tag(data, 0, tail + len(_END_TAG) - 1)
+
+
+def _rfind_end_tag(data: bytes, lo: int, hi: int) -> int:
+    """The last end tag that lies in ``data[lo:hi]`` (its next byte may lie beyond)."""
+    low = data[lo:hi].lower()
+    size = len(data)
+    i = low.rfind(_END_TAG)
+    while i >= 0:
+        after = lo + i + len(_END_TAG)
+        if after < size and data[after] in _AFTER_NAME:
+            return lo + i
+        i = low.rfind(_END_TAG, 0, i)
+    return -1
 
 
 def _injected_before(data: bytes, i: int) -> bool:

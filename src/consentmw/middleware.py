@@ -22,12 +22,14 @@ from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
 from .envconfig import config_from_env
 from .inject import (
+    LANG_WINDOW,
     SNIPPET_END,
     InjectingSend,
     _changed_headers,
     _html_codec,
     _html_lang,
     _injected_before,
+    _lang_of_tag,
     _last_end_tag,
     _warn_compressed,
     csp_nonce,
@@ -144,13 +146,16 @@ class ConsentMiddleware:
                 headers[key] = value
         cookie_header = headers.get(b"cookie")
         tracked = False
-        state = None
-        persist = False
         if cookie_header:
-            value, tracked = self.read_cookies(cookie_header)
+            value, tracked = self._cookies.get(cookie_header) or self.read_cookies(cookie_header)
             state = self.codec.decode(value)
-        if state is None:
+            if state is not None:
+                scope[SCOPE_KEY] = state
+                return RequestContext(scope, headers, state, False, tracked)
+        if self._signals and (b"sec-gpc" in headers or b"dnt" in headers):
             state, persist = self.without_cookie(headers)
+        else:
+            state, persist = self._undecided, False  # frozen: one shared instance
         scope[SCOPE_KEY] = state
         return RequestContext(scope, headers, state, persist, tracked)
 
@@ -331,20 +336,21 @@ class _Responder:
         if mode == _PASS:
             await self.send_next(message)
         elif mode == _AWAIT_START:
-            if message["type"] == "http.response.start":
-                await self._start(message)
-            else:
+            if message["type"] != "http.response.start" or self._start(message):
                 await self.send_next(message)
         elif mode == _HELD:
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await self._single(message)
+                self.mode = _PASS
+                self._single(message)
+                await self.send_next(self.start)
+                await self.send_next(message)
             else:
                 await self._begin_stream(message)
         else:
             await self.stream(message)  # type: ignore[misc]
 
-    async def _start(self, message: Message) -> None:
-        """Filter the headers; hold the start message back if the body may get the snippet."""
+    def _start(self, message: Message) -> bool:
+        """Filter the headers; False to hold the start message back (the body may change)."""
         mw, ctx = self.mw, self.ctx
         state = ctx.state
         out: list[tuple[bytes, bytes]] = []
@@ -383,18 +389,17 @@ class _Responder:
                 codec = None
         if codec is None:
             self.mode = _PASS
-            await self.send_next(message)
-            return
+            return True
         self.codec = codec
         self.headers = out
         self.length_at = length_at if plain else -2
         self.nonce = csp_nonce(out) if csp else None
         self.start = message
         self.mode = _HELD
+        return False
 
-    async def _single(self, message: Message) -> None:
+    def _single(self, message: Message) -> None:
         """A whole HTML body in one message: inject it here, with an exact Content-Length."""
-        self.mode = _PASS
         start = self.start
         body = message.get("body", b"")
         i = _last_end_tag(body)
@@ -412,9 +417,6 @@ class _Responder:
                     headers[at] = (headers[at][0], b"%d" % len(body))
                 headers.append((b"vary", b"Cookie"))
                 start["headers"] = headers
-        send = self.send_next
-        await send(start)
-        await send(message)
 
     async def _begin_stream(self, message: Message) -> None:
         """More than one body message (or a non-body one): the streaming injector takes over."""
@@ -430,18 +432,35 @@ class _Responder:
         await self.stream(message)
 
     def _snippet(self, body: bytes) -> bytes:
-        """The encoded snippet (ending in SNIPPET_END) for this page, language and state."""
+        """The encoded snippet (ending in SNIPPET_END) for this page, language and state.
+
+        Cached by what decides it, read without parsing: the page's ``<html ...>`` tag, the
+        Accept-Language header, the consent state, the path and query, and the charset.
+        """
         mw, ctx = self.mw, self.ctx
         scope = ctx.scope
-        lang = mw.page_language(_html_lang(body), ctx.headers.get(b"accept-language"))
-        key = (lang, ctx.state.view_key, scope.get("path"), scope.get("query_string"), self.codec)
-        if self.nonce is None:
+        at = body.find(b"<html", 0, LANG_WINDOW)
+        end = body.find(b">", at, at + 512) if at >= 0 else -1
+        accept = ctx.headers.get(b"accept-language")
+        # The tag decides the page's language; without a lower-case one, find it the long way.
+        page = body[at : end + 1] if end >= 0 else _html_lang(body)
+        key = (
+            page,
+            accept,
+            ctx.state.view_key,
+            scope.get("path"),
+            scope.get("query_string"),
+            self.codec,
+        )
+        nonce = self.nonce
+        if nonce is None:
             cached = mw._snippet_bytes.get(key)
             if cached is not None:
                 return cached
-        html = mw.banner.snippet_parts(lang, ctx.state, _next_path(scope), self.nonce)
+        lang = mw.page_language(_lang_of_tag(page) if end >= 0 else page, accept)
+        html = mw.banner.snippet_parts(lang, ctx.state, _next_path(scope), nonce)
         out = html.encode(self.codec, errors="xmlcharrefreplace") + SNIPPET_END
-        if self.nonce is None:
+        if nonce is None and (accept is None or len(accept) <= 512):
             if len(mw._snippet_bytes) >= _MAX_SNIPPETS:  # bounded: crawlers vary the path
                 mw._snippet_bytes.clear()
             mw._snippet_bytes[key] = out
