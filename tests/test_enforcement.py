@@ -264,3 +264,20 @@ async def test_stacked_middleware_injects_and_filters_once() -> None:
         response = await client.get(set_url("_ga=1", "AWSALB=x"))
         assert response.text.count("data-consentmw-snippet") == 1
         assert [c.split("=")[0] for c in set_cookies(response)] == ["AWSALB"]
+
+
+async def test_cached_consent_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-Cookie-header cache keeps the verified state, never the cookie's validity."""
+    import time
+
+    real = time.time
+    async with client_for(make_app(consent_lifetime_days=1)) as client:
+        await decide(client, "accept_all")
+        response = await client.get(set_url("_ga=GA1.1.1.1"))
+        assert "_ga" in {set_cookie_name(c.encode()) for c in set_cookies(response)}
+        assert "cmw-banner" not in response.text  # decided: no banner, cached now
+        monkeypatch.setattr(time, "time", lambda: real() + 2 * 86400)
+        response = await client.get(set_url("_ga=GA1.1.1.1"))
+        assert "cmw-banner" in response.text  # expired: undecided again
+        ga = [c for c in set_cookies(response) if set_cookie_name(c.encode()) == "_ga"]
+        assert ga and all("Max-Age=0" in c for c in ga)  # blocked, and the old one expired

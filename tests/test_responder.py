@@ -9,7 +9,6 @@ middleware is exactly what ``InjectingSend`` alone would send with the same snip
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import pytest
@@ -63,7 +62,6 @@ bodies = st.lists(st.sampled_from(PIECES), max_size=12).map(lambda p: "".join(p)
 
 
 def middleware() -> ConsentMiddleware:
-    logging.getLogger("consentmw").setLevel(logging.CRITICAL)  # compressed-HTML warning
     return ConsentMiddleware(lambda s, r, c: None, secret_key=SECRET, records_url=None)
 
 
@@ -85,9 +83,8 @@ def messages(status: int, hdrs: list[tuple[bytes, bytes]], body: bytes, cuts: li
     bounds = [0, *sorted(c for c in cuts if c <= len(body)), len(body)]
     for i in range(len(bounds) - 1):
         more = i < len(bounds) - 2
-        out.append(
-            {"type": "http.response.body", "body": body[bounds[i] : bounds[i + 1]], "more_body": more}
-        )
+        part = body[bounds[i] : bounds[i + 1]]
+        out.append({"type": "http.response.body", "body": part, "more_body": more})
     return out
 
 
@@ -170,7 +167,7 @@ def test_middleware_sends_what_the_reference_injector_sends(
     [
         b"<html lang='%s'><body><p>x</p></body></html>",
         b"<!DOCTYPE html><HTML LANG=%s><BODY><p>x</p></BODY></HTML>",  # no lower-case tag
-        b"<html\n  class=x lang=\"%s\"><body><p>x</p></body></html>",
+        b'<html\n  class=x lang="%s"><body><p>x</p></body></html>',
     ],
 )
 def test_cached_snippet_bytes_follow_page_language_and_query(page: bytes) -> None:

@@ -120,15 +120,22 @@ class ConsentCodec:
 
     def decode(self, value: str | None, now: float | None = None) -> ConsentState | None:
         """The state in ``value``, or ``None`` when it must be treated as undecided."""
-        if not value or len(value) > MAX_COOKIE_BYTES:
-            return None
-        verified = self._verify(value)
+        verified = self.verify(value)
         if verified is None:
             return None
         state, signed_at = verified
         if (time.time() if now is None else now) - signed_at > self.lifetime:
             return None
         return state
+
+    def verify(self, value: str | None) -> tuple[ConsentState, int] | None:
+        """The state in ``value`` and when it was signed, if the signature holds (cached).
+
+        Says nothing about the cookie's age: :meth:`decode` checks that on every call.
+        """
+        if not value or len(value) > MAX_COOKIE_BYTES:
+            return None
+        return self._verify(value)
 
     def _verify_uncached(self, value: str) -> tuple[ConsentState, int] | None:
         try:

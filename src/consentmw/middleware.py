@@ -22,13 +22,13 @@ from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
 from .envconfig import config_from_env
 from .inject import (
+    _AFTER_NAME,
     LANG_WINDOW,
     SNIPPET_END,
     InjectingSend,
     _changed_headers,
     _html_codec,
     _html_lang,
-    _injected_before,
     _lang_of_tag,
     _last_end_tag,
     _warn_compressed,
@@ -111,7 +111,7 @@ class ConsentMiddleware:
         self._undecided = ConsentState(policy_version=config.policy_version)
         self._snippet_bytes: dict[tuple[Any, ...], bytes] = {}
         self._expiries: dict[tuple[Any, ...], list[tuple[bytes, bytes]]] = {}
-        self._cookies: dict[bytes, tuple[str | None, bool]] = {}
+        self._cookies: dict[bytes, tuple[ConsentState | None, float, bool]] = {}
         self._signals = config.honour_privacy_signals
         self.page_language = functools.lru_cache(maxsize=512)(self._page_language)
         self.receipts = ReceiptWriter(self)
@@ -147,11 +147,12 @@ class ConsentMiddleware:
         cookie_header = headers.get(b"cookie")
         tracked = False
         if cookie_header:
-            value, tracked = self._cookies.get(cookie_header) or self.read_cookies(cookie_header)
-            state = self.codec.decode(value)
-            if state is not None:
-                scope[SCOPE_KEY] = state
-                return RequestContext(scope, headers, state, False, tracked)
+            cached, expires, tracked = self._cookies.get(cookie_header) or self.read_cookies(
+                cookie_header
+            )
+            if cached is not None and time.time() <= expires:
+                scope[SCOPE_KEY] = cached
+                return RequestContext(scope, headers, cached, False, tracked)
         if self._signals and (b"sec-gpc" in headers or b"dnt" in headers):
             state, persist = self.without_cookie(headers)
         else:
@@ -159,12 +160,13 @@ class ConsentMiddleware:
         scope[SCOPE_KEY] = state
         return RequestContext(scope, headers, state, persist, tracked)
 
-    def read_cookies(self, cookie_header: bytes) -> tuple[str | None, bool]:
-        """The consent cookie's value in a Cookie header, and whether the header carries
-        cookies of optional categories (which a refusal must expire).
+    def read_cookies(self, cookie_header: bytes) -> tuple[ConsentState | None, float, bool]:
+        """What a Cookie header says: the verified consent state (None: no valid consent
+        cookie), the time it expires, and whether the header carries cookies of optional
+        categories (which a refusal must expire).
 
-        Cached per header value (a visitor sends the same one until a cookie changes); the
-        value is verified, and its age checked, by the codec on every request.
+        Cached per header value: a visitor sends the same one until a cookie changes. The
+        expiry time is checked by the caller on every request.
         """
         hit = self._cookies.get(cookie_header)
         if hit is None:
@@ -174,7 +176,11 @@ class ConsentMiddleware:
                 if spec is not None and spec.category in self._optional:
                     tracked = True
                     break
-            hit = (request_cookie(cookie_header, self._cookie_name), tracked)
+            verified = self.codec.verify(request_cookie(cookie_header, self._cookie_name))
+            if verified is None:
+                hit = (None, 0.0, tracked)
+            else:
+                hit = (verified[0], float(verified[1] + self.codec.lifetime), tracked)
             if len(cookie_header) <= 8192:
                 if len(self._cookies) >= 2048:
                     self._cookies.clear()
@@ -185,8 +191,8 @@ class ConsentMiddleware:
         """The consent state of a request; ``True`` when a privacy signal was just applied."""
         cookie_header = headers.get(b"cookie")
         if cookie_header:
-            state = self.codec.decode(self.read_cookies(cookie_header)[0])
-            if state is not None:
+            state, expires, _ = self.read_cookies(cookie_header)
+            if state is not None and time.time() <= expires:
                 return state, False
         return self.without_cookie(headers)
 
@@ -402,8 +408,15 @@ class _Responder:
         """A whole HTML body in one message: inject it here, with an exact Content-Length."""
         start = self.start
         body = message.get("body", b"")
-        i = _last_end_tag(body)
-        if i >= 0 and not _injected_before(body, i):
+        # The end tag is nearly always in the last 256 bytes: look there inline first.
+        size = len(body)
+        lo = size - 256 if size > 256 else 0
+        i = body[lo:].lower().rfind(b"</body")
+        if i >= 0 and lo + i + 6 < size and body[lo + i + 6] in _AFTER_NAME:
+            i += lo
+        else:
+            i = _last_end_tag(body)
+        if i >= 0 and body.rfind(SNIPPET_END, i - 512 if i > 512 else 0, i) < 0:
             snippet = self._snippet(body)
             view = memoryview(body)
             body = b"".join((view[:i], snippet, view[i:]))
