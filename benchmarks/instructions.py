@@ -236,7 +236,10 @@ def budget_lines(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def available() -> bool:
-    return shutil.which("valgrind") is not None and shutil.which("callgrind_control") is not None
+    """valgrind with callgrind_control, installed from Debian when missing (as root)."""
+    from run import find_tool
+
+    return find_tool("valgrind") is not None and shutil.which("callgrind_control") is not None
 
 
 def main(argv: list[str] | None = None) -> int:

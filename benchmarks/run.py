@@ -206,19 +206,24 @@ def sanity_check(servers: dict[str, Server], cookie: str) -> dict[str, Any]:
 # -- load generation -----------------------------------------------------------------------------
 
 
-def find_wrk() -> str | None:
-    wrk = shutil.which("wrk") or ("/usr/bin/wrk" if Path("/usr/bin/wrk").exists() else None)
-    if wrk:
-        return wrk
+def find_tool(name: str, package: str | None = None) -> str | None:
+    """``name`` on PATH, installed from Debian (``package``) when missing and we are root."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    if path:
+        return path
     if shutil.which("apt-get") and os.geteuid() == 0:
-        print("wrk missing: apt-get install -y wrk", file=sys.stderr)
+        print(f"{name} missing: apt-get install -y {package or name}", file=sys.stderr)
         subprocess.run(
-            ["apt-get", "install", "-y", "-q", "wrk"],
+            ["apt-get", "install", "-y", "-q", package or name],
             check=False,
             stdout=subprocess.DEVNULL,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
-    return shutil.which("wrk")
+    return shutil.which(name)
+
+
+def find_wrk() -> str | None:
+    return find_tool("wrk")
 
 
 def process_cpu_seconds(pid: int | None) -> float:
@@ -349,21 +354,27 @@ BUDGETS = (
 )
 
 
-def budget_lines(table: dict[str, dict[str, Any]], rss: list[dict[str, Any]]) -> list[dict]:
+def budget_lines(
+    table: dict[str, dict[str, Any]],
+    rss: list[dict[str, Any]],
+    instructions: dict[str, dict[str, Any]] | None = None,
+) -> list[dict]:
     lines = []
     for label, scenario, stack, minimum in BUDGETS:
-        if scenario not in table:
+        if scenario not in table and scenario not in (instructions or {}):
             continue
-        cell = table[scenario].get(stack, {})
+        cell = table.get(scenario, {}).get(stack, {})
         ratio, cpu_ratio = cell.get("ratio"), cell.get("cpu_ratio")
-        ok = ratio is not None and ratio >= minimum
+        instr = (instructions or {}).get(scenario, {}).get(stack, {}).get("ratio")
         lines.append(
             {
                 "budget": f"{label}: >= {minimum:.2f}",
                 "value": ratio,
-                "pass": ok,
+                "pass": ratio is not None and ratio >= minimum,
                 "cpu_ratio": cpu_ratio,
                 "cpu_pass": cpu_ratio is not None and cpu_ratio >= minimum,
+                "instr_ratio": instr,
+                "instr_pass": instr is not None and instr >= minimum,
             }
         )
     if not rss:
@@ -412,6 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python-load", action="store_true", help="use the httpx generator")
     parser.add_argument("--skip-load", action="store_true", help="only micro + RSS")
     parser.add_argument("--skip-micro", action="store_true", help="only the load phase")
+    parser.add_argument(
+        "--skip-instructions", action="store_true", help="no callgrind instruction counts"
+    )
+    parser.add_argument(
+        "--instr-requests", type=int, default=300, help="requests per route under callgrind"
+    )
     parser.add_argument("--only", action="append", help="run only this route (repeatable)")
     parser.add_argument("--loadgen", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -438,6 +455,19 @@ def main(argv: list[str] | None = None) -> int:
         table, settings = load_phase(args, duration, rounds, rows, settings)
         print(format_load(table, settings))
 
+    instr: dict[str, dict[str, Any]] = {}
+    if not args.skip_instructions:
+        import instructions
+
+        if instructions.available():
+            print("\ninstructions per request (callgrind; see instructions.py):", file=sys.stderr)
+            n = max(20, args.instr_requests // (10 if args.quick else 1))
+            instr = instructions.measure(n, rows, args.only)
+            print()
+            print(instructions.format_table(instr))
+        else:
+            print("\nvalgrind not available: no instruction counts", file=sys.stderr)
+
     micro: list[dict[str, Any]] = []
     rss: list[dict[str, Any]] = []
     if not args.skip_micro:
@@ -455,18 +485,25 @@ def main(argv: list[str] | None = None) -> int:
             f"(growth {r['growth_kb'] / 1024:.2f} MB), injected={r['injected']}"
         )
 
-    budgets = budget_lines(table, rss)
+    budgets = budget_lines(table, rss, instr)
     print()
     print(
-        "budget (issue 7)                                          req/s ratio   server-CPU ratio"
+        "budget (issue 7)                                        req/s ratio   server-CPU ratio"
+        "   instructions"
     )
+
+    def verdict(ok: bool, value: float | None) -> str:
+        return "  n/a     " if value is None else f"{'PASS' if ok else 'MISS'} {value:.3f}"
+
     for b in budgets:
-        value = "-" if b["value"] is None else f"{b['value']:.3f}"
-        line = f"  {'PASS' if b['pass'] else 'MISS'}  {b['budget']:<52} {value}"
-        if "cpu_ratio" in b:
-            cpu = "-" if b["cpu_ratio"] is None else f"{b['cpu_ratio']:.3f}"
-            line += f"   {'PASS' if b['cpu_pass'] else 'MISS'} {cpu}"
-        print(line)
+        if "cpu_ratio" not in b:  # the RSS line
+            print(f"  {'PASS' if b['pass'] else 'MISS'}  {b['budget']:<50} {b['value']:.3f}")
+            continue
+        print(
+            f"  {b['budget']:<50}  {verdict(b['pass'], b['value'])}   "
+            f"{verdict(b['cpu_pass'], b['cpu_ratio'])}         "
+            f"{verdict(b['instr_pass'], b['instr_ratio'])}"
+        )
 
     if args.json:
         result = {
@@ -474,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info,
             "settings": settings,
             "load": table,
+            "instructions": instr,
             "micro": micro,
             "rss": rss,
             "budgets": budgets,
