@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.types import Message
@@ -83,3 +84,32 @@ def test_injecting_twice_is_injecting_once(body: bytes, data: st.DataObject) -> 
     once = stream(body, data.draw(st.lists(st.integers(0, len(body)), max_size=12)), 64)
     cuts = data.draw(st.lists(st.integers(0, len(once)), max_size=12))
     assert stream(once, cuts, 64) == once
+
+
+# Large pieces: streamed chunks longer than the overlap take the one-copy path for chunks
+# without an end tag, so end tags near chunk edges and long runs without one both occur.
+BIG_PIECES = [*PIECES, "y" * 700, "<p>" + "z" * 1500 + "</p>", "</body>" + "w" * 600]
+big_html = st.lists(st.sampled_from(BIG_PIECES), max_size=30).map(
+    lambda parts: "".join(parts).encode()
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=big_html, data=st.data())
+def test_streamed_large_chunks_equal_one_shot(body: bytes, data: st.DataObject) -> None:
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=8))
+    out = stream(body, cuts, 64)
+    assert out == inject_once(body, SNIPPET.encode())
+    # ... and a page that already carries the snippet stays as it is.
+    again = data.draw(st.lists(st.integers(0, len(out)), max_size=8))
+    assert stream(out, again, 64) == out
+
+
+@pytest.mark.parametrize("spelling", [b"</body>", b"</BODY >", b"</Body\n>"])
+def test_end_tag_split_before_a_long_chunk(spelling: bytes) -> None:
+    """An end tag cut anywhere, with a chunk longer than the overlap after the cut."""
+    head = b"<html><body>" + b"a" * 1000
+    body = head + spelling + b"b" * 1000 + b"</html>"
+    later = len(head) + len(spelling) + 700  # so the chunk after the cut is not the last
+    for cut in range(len(head) - 2, len(head) + len(spelling) + 2):
+        assert stream(body, [cut, later], 64) == inject_once(body, SNIPPET.encode()), cut
