@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +191,7 @@ def sanity_check(servers: dict[str, Server], cookie: str) -> dict[str, Any]:
     """Every stack answers every route, and injects exactly where it should."""
     sizes: dict[str, Any] = {}
     for sc in SCENARIOS:
-        for stack in sc.stacks:
+        for stack in (s for s in sc.stacks if s in servers):
             status, _, body = fetch(servers[stack].base + sc.path, cookie if sc.decided else None)
             injects = stack != "bare" and sc.path != "/json"
             if status != 200 or (MARKER in body) != injects:
@@ -430,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         "--instr-requests", type=int, default=300, help="requests per route under callgrind"
     )
     parser.add_argument("--only", action="append", help="run only this route (repeatable)")
+    parser.add_argument(
+        "--stack", action="append", choices=list(STACK_LABELS), help="only bare and these stacks"
+    )
     parser.add_argument("--loadgen", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.loadgen:
@@ -462,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         if instructions.available():
             print("\ninstructions per request (callgrind; see instructions.py):", file=sys.stderr)
             n = max(20, args.instr_requests // (10 if args.quick else 1))
-            instr = instructions.measure(n, rows, args.only)
+            instr = instructions.measure(n, rows, args.only, args.stack)
             print()
             print(instructions.format_table(instr))
         else:
@@ -525,12 +528,17 @@ def load_phase(
     args: argparse.Namespace, duration: float, rounds: int, rows: int, settings: dict[str, Any]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     log_dir = tempfile.mkdtemp(prefix="consentmw-bench-log-")
-    stacks = list(STACK_LABELS)
+    wanted = {"bare", "consent", *(args.stack or STACK_LABELS)}  # consent signs the cookie
+    stacks = [s for s in STACK_LABELS if s in wanted]
     servers = {s: Server(s, args.http, rows, log_dir) for s in stacks}
     load = Load(duration, args.connections, args.python_load)
     settings["load_tool"] = load.tool
     cells: dict[tuple[str, str], Cell] = {}
-    scenarios = [sc for sc in SCENARIOS if not args.only or sc.name in args.only]
+    scenarios = [
+        replace(sc, stacks=tuple(s for s in sc.stacks if s in stacks))
+        for sc in SCENARIOS
+        if not args.only or sc.name in args.only
+    ]
     try:
         for server in servers.values():
             server.wait()
@@ -566,22 +574,29 @@ def load_phase(
         shutil.rmtree(log_dir, ignore_errors=True)
     table: dict[str, dict[str, Any]] = {}
     for sc in scenarios:
-        base = sc.baseline if (sc.baseline, "bare") in cells else sc.name
-        bare = statistics.median(cells[(base, "bare")].rps)
-        bare_cpu = statistics.median(cells[(base, "bare")].cpu_us)
+        base = cells[(sc.baseline if (sc.baseline, "bare") in cells else sc.name, "bare")]
         table[sc.name] = {}
         for stack in sc.stacks:
-            s = cells[(sc.name, stack)].summary()
-            s["ratio"] = round(s["rps_median"] / bare, 3)
-            s["cpu_ratio"] = round(bare_cpu / s["cpu_us_median"], 3) if s["cpu_us_median"] else None
+            cell = cells[(sc.name, stack)]
+            s = cell.summary()
+            # Paired: each run against bare's run in the same round (seconds apart, so slow
+            # drift of the machine cancels), then the median over rounds.
+            s["ratio"] = round(statistics.median(map(_div, cell.rps, base.rps)), 3)
+            s["cpu_ratio"] = round(statistics.median(map(_div, base.cpu_us, cell.cpu_us)), 3)
+            s["ratio_of_medians"] = round(s["rps_median"] / statistics.median(base.rps), 3)
             table[sc.name][stack] = s
     return table, settings
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b else 0.0
 
 
 def format_load(table: dict[str, dict[str, Any]], settings: dict[str, Any]) -> str:
     head = (
         f"load: {settings['load_tool']} -c{settings['connections']} "
-        f"{settings['duration_s']:g}s x {settings['rounds']} interleaved rounds, medians; "
+        f"{settings['duration_s']:g}s x {settings['rounds']} interleaved rounds; medians, and "
+        "x bare = median of per-round ratios to bare; "
         f"realistic page = {settings['realistic_rows']} template rows (~1 ms)"
     )
     lines = [head, ""]
