@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 s runs, 1 round: for debugging")
     parser.add_argument("--json", metavar="PATH", help="write every result as JSON")
     parser.add_argument("--duration", type=float, help="seconds per load run, whole (default 2)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 15)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--http", choices=("h11", "httptools"), default="h11")
     parser.add_argument("--python-load", action="store_true", help="use the httpx generator")
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     duration = args.duration or (1.0 if args.quick else 2.0)
-    rounds = args.rounds or (1 if args.quick else 7)
+    rounds = args.rounds or (1 if args.quick else 15)
     info = machine()
     from apps import calibrate_rows
 
