@@ -365,7 +365,7 @@ class Banner:
         nonce_attr = f' nonce="{nonce}"' if nonce and _NONCE.match(nonce) else ""
         snippet = Snippet(segments, escape(next_path, quote=True), nonce_attr)
         if not nonce:
-            if len(self._finished) >= 4096:  # bounded: a crawler can't grow it without end
+            if len(self._finished) >= 1024:  # bounded: a crawler cannot grow it without end
                 self._finished.clear()
             self._finished[(key, next_path)] = snippet
         return snippet

@@ -46,7 +46,7 @@ from .setcookie import (
 logger = logging.getLogger("consentmw")
 SCOPE_KEY = "consentmw"
 _MAX_WARNED = 1000
-_MAX_SNIPPETS = 4096  # encoded snippets kept per middleware (page x language x state)
+_MAX_SNIPPETS = 1024  # encoded snippets kept (page x language x state): ~8 MB at most
 _MAX_EXPIRIES = 1024
 
 
