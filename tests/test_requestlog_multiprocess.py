@@ -91,6 +91,10 @@ def test_four_uvicorn_workers_share_the_directory(tmp_path: Path) -> None:
             "--factory",
             "--workers",
             "4",
+            # uvicorn kills a worker that misses a 5 s health check; on a loaded 2-core
+            # machine a busy worker can, and that would cut the test's connections.
+            "--timeout-worker-healthcheck",
+            "60",
             "--host",
             "127.0.0.1",
             "--port",
