@@ -181,7 +181,7 @@ class ConsentMiddleware:
                 hit = (None, 0.0, tracked)
             else:
                 hit = (verified[0], float(verified[1] + self.codec.lifetime), tracked)
-            if len(cookie_header) <= 8192:
+            if len(cookie_header) <= 4096:  # bounded: 2048 x 4 KB keys at most
                 if len(self._cookies) >= 2048:
                     self._cookies.clear()
                 self._cookies[cookie_header] = hit
