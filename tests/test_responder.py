@@ -201,3 +201,106 @@ def check_languages(page: bytes) -> None:
             nxt = b"/side" + (b"?" + query if query else b"")
             assert b'value="' + nxt + b'"' in html
             assert dict(out[0]["headers"])[b"content-length"] == str(len(html)).encode()
+
+
+def run_app(messages_out: list[Message], cookie: bytes | None = None) -> list[Message]:
+    """Send ``messages_out`` (as given, no copies) through the middleware; what leaves it."""
+    out: list[Message] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        for m in messages_out:
+            await send(m)
+
+    async def collect(message: Message) -> None:
+        out.append(message)
+
+    sc = scope("GET", b"en")
+    if cookie:
+        sc["headers"].append((b"cookie", cookie))
+    mw = middleware()
+    mw.app = app
+    asyncio.run(mw(sc, _receive, collect))
+    return out
+
+
+@pytest.mark.parametrize("first_type", [b"text/html", b"application/json"])
+def test_every_start_message_is_filtered(first_type: bytes) -> None:
+    """An app (say, an error handler) that starts twice gets both starts enforced."""
+    tracker = (b"set-cookie", b"_ga=GA1.1.1.1; Path=/")
+
+    def start(status: int, ctype: bytes) -> Message:
+        headers = [(b"content-type", ctype), tracker]
+        return {"type": "http.response.start", "status": status, "headers": headers}
+
+    body = {"type": "http.response.body", "body": b"<html><body>x</body></html>"}
+    out = run_app([start(200, first_type), start(500, b"text/html"), body], b"_ga=1; _gid=2")
+    starts = [m for m in out if m["type"] == "http.response.start"]
+    # A held HTML start never left, so the second replaces it; a passed one already left.
+    assert [m["status"] for m in starts] == ([500] if first_type == b"text/html" else [200, 500])
+    for m in starts:
+        cookies = [bytes(v) for k, v in m["headers"] if bytes(k).lower() == b"set-cookie"]
+        assert b"_ga=GA1.1.1.1; Path=/" not in cookies  # refused: removed
+        assert any(c.startswith(b"_gid=;") for c in cookies)  # and the old ones expired
+
+
+def test_bytearray_and_list_header_items_and_bodies() -> None:
+    """Header items and bodies that are bytes-like but not bytes work as bytes do."""
+    page = b"<html lang='en'><body>x</body></html>"
+    plain_hdrs = [(b"content-type", b"text/html"), (b"vary", b"Accept"), (b"etag", b'"1"')]
+    plain = run_app(
+        [
+            {"type": "http.response.start", "status": 200, "headers": list(plain_hdrs)},
+            {"type": "http.response.body", "body": page},
+        ]
+    )
+    for odd_body in (bytearray(page), memoryview(page)):
+        odd_hdrs = [
+            [bytearray(b"Content-Type"), bytearray(b"text/html")],
+            (bytearray(b"vary"), bytearray(b"Accept")),
+            (b"etag", bytearray(b'"1"')),
+        ]
+        odd = run_app(
+            [
+                {"type": "http.response.start", "status": 200, "headers": odd_hdrs},
+                {"type": "http.response.body", "body": odd_body},
+            ]
+        )
+        assert bytes(odd[1]["body"]) == plain[1]["body"] and SNIPPET_MARKER in plain[1]["body"]
+        assert normal(odd)[0]["headers"][1:] == normal(plain)[0]["headers"][1:]
+    json_odd = run_app(
+        [
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (bytearray(b"x-a"), b"1")],
+            },
+            {"type": "http.response.body", "body": bytearray(b"{}")},
+        ]
+    )
+    assert bytes(json_odd[1]["body"]) == b"{}"
+
+
+def test_long_urls_and_headers_are_served_but_not_cached() -> None:
+    """Caches stay bounded in bytes: a 2 KB URL or a 2 KB Accept-Language is not kept."""
+    mw = middleware()
+    page = b"<html><body>x</body></html>"
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/html")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": page})
+
+    mw.app = app
+    for path, accept in (("/" + "p" * 2000, b"en"), ("/short", b"en-GB," + b"x" * 2000)):
+        out: list[Message] = []
+
+        async def collect(message: Message, out: list[Message] = out) -> None:
+            out.append(message)
+
+        sc = scope("GET", accept)
+        sc["path"], sc["query_string"] = path, b""
+        asyncio.run(mw(sc, _receive, collect))
+        assert SNIPPET_MARKER in out[1]["body"] and b'lang="en"' in out[1]["body"]
+    cached = list(mw._snippet_bytes)
+    assert [k[3] for k in cached] == ["/short"]  # the long path was not cached
+    assert all(len(k[1]) <= 512 for k in cached)  # Accept-Language keyed by what is read

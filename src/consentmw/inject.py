@@ -196,6 +196,7 @@ def _changed_headers(headers: RawHeaders, length: int | None) -> RawHeaders:
     vary_at = -1
     vary_tokens: set[bytes] = set()
     for key, value in headers:
+        key, value = bytes(key), bytes(value)  # header items may be bytearrays or lists
         name = key.lower()
         if name == b"content-length":
             if length is not None:

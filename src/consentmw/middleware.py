@@ -46,7 +46,7 @@ from .setcookie import (
 logger = logging.getLogger("consentmw")
 SCOPE_KEY = "consentmw"
 _MAX_WARNED = 1000
-_MAX_SNIPPETS = 1024  # encoded snippets kept (page x language x state): ~8 MB at most
+_MAX_SNIPPETS = 1024  # encoded snippets (page x language x state), ~10 KB each at most
 _MAX_EXPIRIES = 1024
 
 
@@ -113,7 +113,7 @@ class ConsentMiddleware:
         self._expiries: dict[tuple[Any, ...], list[tuple[bytes, bytes]]] = {}
         self._cookies: dict[bytes, tuple[ConsentState | None, float, bool]] = {}
         self._signals = config.honour_privacy_signals
-        self.page_language = functools.lru_cache(maxsize=512)(self._page_language)
+        self._language_of = functools.lru_cache(maxsize=512)(self._page_language)
         self.receipts = ReceiptWriter(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -285,8 +285,13 @@ class ConsentMiddleware:
     def language(self, ctx: RequestContext, html_lang: str | None = None) -> str:
         return self.page_language(html_lang, ctx.headers.get(b"accept-language"))
 
+    def page_language(self, html_lang: str | None, accept_language: bytes | None) -> str:
+        """The banner's language: the page's ``<html lang>``, then Accept-Language (cached)."""
+        if accept_language is not None and len(accept_language) > 512:
+            accept_language = accept_language[:512]  # all that choose_language reads
+        return self._language_of(html_lang, accept_language)
+
     def _page_language(self, html_lang: str | None, accept_language: bytes | None) -> str:
-        """The banner's language: the page's ``<html lang>``, then Accept-Language."""
         accept = (accept_language or b"").decode("latin-1")
         return choose_language(html_lang, accept, self.config.default_language)
 
@@ -302,9 +307,10 @@ class ConsentMiddleware:
         if out is None:
             names = request_cookie_names(cookie_header)
             out = [(b"set-cookie", v) for v in self.expiry_headers(ctx, state, names)]
-            if len(self._expiries) >= _MAX_EXPIRIES:
-                self._expiries.clear()
-            self._expiries[key] = out
+            if len(cookie_header) <= 4096:  # bounded like the Cookie-header cache
+                if len(self._expiries) >= _MAX_EXPIRIES:
+                    self._expiries.clear()
+                self._expiries[key] = out
         return out
 
 
@@ -312,7 +318,6 @@ class ConsentMiddleware:
 _AWAIT_START, _PASS, _HELD, _STREAM = 0, 1, 2, 3
 _NO_BODY = frozenset({204, 205, 206, 304})
 _IDENTITY = (b"", b"identity")
-_REWRITTEN = frozenset({b"etag", b"vary"})
 
 
 class _Responder:
@@ -339,21 +344,40 @@ class _Responder:
 
     async def send(self, message: Message) -> None:
         mode = self.mode
+        kind = message["type"]
         if mode == _PASS:
+            if kind == "http.response.start":  # a second start (an app error handler's)
+                self._refilter(message)
             await self.send_next(message)
         elif mode == _AWAIT_START:
-            if message["type"] != "http.response.start" or self._start(message):
+            if kind != "http.response.start" or self._start(message):
                 await self.send_next(message)
         elif mode == _HELD:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
+            if kind == "http.response.body" and not message.get("more_body", False):
                 self.mode = _PASS
                 self._single(message)
                 await self.send_next(self.start)
                 await self.send_next(message)
             else:
+                if kind == "http.response.start":
+                    self._refilter(message)
                 await self._begin_stream(message)
         else:
+            if kind == "http.response.start":
+                self._refilter(message)
             await self.stream(message)  # type: ignore[misc]
+
+    def _refilter(self, message: Message) -> None:
+        """Set-Cookie enforcement for a start message after the first: every one is filtered."""
+        mw, ctx = self.mw, self.ctx
+        out = [
+            item
+            for item in message.get("headers", ())
+            if item[0].lower() != b"set-cookie" or mw.allow_set_cookie(item[1], ctx.state)
+        ]
+        if ctx.tracked:
+            out += mw.expiry_for(ctx, ctx.state, ctx.headers[b"cookie"])
+        message["headers"] = out
 
     def _start(self, message: Message) -> bool:
         """Filter the headers; False to hold the start message back (the body may change)."""
@@ -375,7 +399,7 @@ class _Responder:
             elif name == b"set-cookie":
                 if not mw.allow_set_cookie(item[1], state):
                     continue
-            elif name in _REWRITTEN:
+            elif name == b"etag" or name == b"vary":
                 plain = False
             elif name == b"content-encoding":
                 encoding = item[1]
@@ -408,6 +432,8 @@ class _Responder:
         """A whole HTML body in one message: inject it here, with an exact Content-Length."""
         start = self.start
         body = message.get("body", b"")
+        if type(body) is not bytes:  # bytearray or memoryview: allowed, rare
+            body = bytes(body)
         # The end tag is nearly always in the last 256 bytes: look there inline first.
         size = len(body)
         lo = size - 256 if size > 256 else 0
@@ -455,6 +481,8 @@ class _Responder:
         at = body.find(b"<html", 0, LANG_WINDOW)
         end = body.find(b">", at, at + 512) if at >= 0 else -1
         accept = ctx.headers.get(b"accept-language")
+        if accept is not None and len(accept) > 512:
+            accept = accept[:512]  # all that choose_language reads
         # The tag decides the page's language; without a lower-case one, find it the long way.
         page = body[at : end + 1] if end >= 0 else _html_lang(body)
         key = (
@@ -473,7 +501,7 @@ class _Responder:
         lang = mw.page_language(_lang_of_tag(page) if end >= 0 else page, accept)
         html = mw.banner.snippet_parts(lang, ctx.state, _next_path(scope), nonce)
         out = html.encode(self.codec, errors="xmlcharrefreplace") + SNIPPET_END
-        if nonce is None and (accept is None or len(accept) <= 512):
+        if nonce is None and len(key[3] or "") + len(key[4] or b"") <= 1024:
             if len(mw._snippet_bytes) >= _MAX_SNIPPETS:  # bounded: crawlers vary the path
                 mw._snippet_bytes.clear()
             mw._snippet_bytes[key] = out
