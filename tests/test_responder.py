@@ -88,19 +88,23 @@ def messages(status: int, hdrs: list[tuple[bytes, bytes]], body: bytes, cuts: li
     return out
 
 
-def through_middleware(method: str, lang: bytes | None, sent: list[Message]) -> list[Message]:
+def serve(
+    sent: list[Message], sc: dict[str, Any], mw: ConsentMiddleware = MW, copy: bool = True
+) -> list[Message]:
+    """Messages ``sent`` by an app (copies of them, unless told) through ``mw``; what leaves."""
     out: list[Message] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         for m in sent:
-            await send({**m, "headers": list(m["headers"])} if "headers" in m else dict(m))
+            if copy:
+                m = {**m, "headers": list(m["headers"])} if "headers" in m else dict(m)
+            await send(m)
 
     async def collect(message: Message) -> None:
         out.append(message)
 
-    mw = MW
     mw.app = app
-    asyncio.run(mw(scope(method, lang), _receive, collect))
+    asyncio.run(mw(sc, _receive, collect))
     return out
 
 
@@ -157,7 +161,7 @@ def test_middleware_sends_what_the_reference_injector_sends(
     lang: bytes | None,
 ) -> None:
     sent = messages(status, hdrs, body, cuts)
-    got = through_middleware(method, lang, sent)
+    got = serve(sent, scope(method, lang))
     # The middleware adds Set-Cookie only for refused cookies; this request carries none.
     assert normal(got) == normal(through_reference(method, lang, sent))
 
@@ -184,17 +188,7 @@ def check_languages(page: bytes) -> None:
             )
             sc = scope("GET", None)
             sc["query_string"] = query
-            out: list[Message] = []
-
-            async def app(s: Any, r: Any, send: Any, sent: list[Message] = sent) -> None:
-                for m in sent:
-                    await send(dict(m))
-
-            async def collect(message: Message, out: list[Message] = out) -> None:
-                out.append(message)
-
-            MW.app = app
-            asyncio.run(MW(sc, _receive, collect))
+            out = serve(sent, sc)
             html = out[1]["body"]
             assert html.count(SNIPPET_MARKER) == 1 and html.count(SNIPPET_END) == 1
             assert expect in html
@@ -204,23 +198,11 @@ def check_languages(page: bytes) -> None:
 
 
 def run_app(messages_out: list[Message], cookie: bytes | None = None) -> list[Message]:
-    """Send ``messages_out`` (as given, no copies) through the middleware; what leaves it."""
-    out: list[Message] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        for m in messages_out:
-            await send(m)
-
-    async def collect(message: Message) -> None:
-        out.append(message)
-
+    """Send ``messages_out`` (as given, no copies) through a fresh middleware."""
     sc = scope("GET", b"en")
     if cookie:
         sc["headers"].append((b"cookie", cookie))
-    mw = middleware()
-    mw.app = app
-    asyncio.run(mw(sc, _receive, collect))
-    return out
+    return serve(messages_out, sc, middleware(), copy=False)
 
 
 @pytest.mark.parametrize("first_type", [b"text/html", b"application/json"])
@@ -283,23 +265,16 @@ def test_bytearray_and_list_header_items_and_bodies() -> None:
 def test_long_urls_and_headers_are_served_but_not_cached() -> None:
     """Caches stay bounded in bytes: a 2 KB URL or a 2 KB Accept-Language is not kept."""
     mw = middleware()
-    page = b"<html><body>x</body></html>"
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/html")]})  # fmt: skip
-        await send({"type": "http.response.body", "body": page})
-
-    mw.app = app
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"text/html")],
+    }
+    body = {"type": "http.response.body", "body": b"<html><body>x</body></html>"}
     for path, accept in (("/" + "p" * 2000, b"en"), ("/short", b"en-GB," + b"x" * 2000)):
-        out: list[Message] = []
-
-        async def collect(message: Message, out: list[Message] = out) -> None:
-            out.append(message)
-
         sc = scope("GET", accept)
         sc["path"], sc["query_string"] = path, b""
-        asyncio.run(mw(sc, _receive, collect))
+        out = serve([start, body], sc, mw)
         assert SNIPPET_MARKER in out[1]["body"] and b'lang="en"' in out[1]["body"]
     cached = list(mw._snippet_bytes)
     assert [k[3] for k in cached] == ["/short"]  # the long path was not cached

@@ -67,15 +67,23 @@ _warned_encoding = False
 def _last_end_tag(data: bytes) -> int:
     """Offset of the last complete ``</body`` end tag in ``data``, or -1.
 
-    Looks at a 256-byte tail first (the end tag of a document is near its end, so the
-    usual cost is one small ``lower()`` and ``rfind``), then at the rest in one pass. A
-    ``</body`` at the very end is incomplete: not reported.
+    The end tag of a document is nearly always its last ``</body`` and within 256 bytes of
+    its end, so that case costs one small ``lower()`` and ``rfind``; otherwise the tail and
+    then the rest are searched in full. A ``</body`` at the very end is incomplete: not
+    reported.
     """
     size = len(data)
     tail = size - 256 if size > 256 else 0
-    i = _rfind_end_tag(data, tail, size)
-    if i >= 0 or tail == 0:
-        return i
+    i = data[tail:].lower().rfind(_END_TAG)
+    after = tail + i + len(_END_TAG)
+    if i >= 0 and after < size and data[after] in _AFTER_NAME:
+        return tail + i
+    if i >= 0:  # the last one in the tail is not an end tag: an earlier one may be
+        i = _rfind_end_tag(data, tail, size)
+        if i >= 0:
+            return i
+    if tail == 0:
+        return -1
     # Tags starting before the tail: their first bytes lie before it.
     return _rfind_end_tag(data, 0, tail + len(_END_TAG) - 1)
 
@@ -292,11 +300,6 @@ class InjectingSend:
         self._codec, self._headers, self._nonce = codec, headers, nonce
         self._start = start
         return self
-
-    @property
-    def passing(self) -> bool:
-        """True once the response is known to go through untouched."""
-        return self._passing
 
     def _start_streaming(self) -> None:
         """State needed only when a body comes in several messages."""

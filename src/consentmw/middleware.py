@@ -22,13 +22,13 @@ from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
 from .envconfig import config_from_env
 from .inject import (
-    _AFTER_NAME,
     LANG_WINDOW,
     SNIPPET_END,
     InjectingSend,
     _changed_headers,
     _html_codec,
     _html_lang,
+    _injected_before,
     _lang_of_tag,
     _last_end_tag,
     _warn_compressed,
@@ -113,7 +113,7 @@ class ConsentMiddleware:
         self._expiries: dict[tuple[Any, ...], list[tuple[bytes, bytes]]] = {}
         self._cookies: dict[bytes, tuple[ConsentState | None, float, bool]] = {}
         self._signals = config.honour_privacy_signals
-        self._language_of = functools.lru_cache(maxsize=512)(self._page_language)
+        self._language_of = functools.lru_cache(maxsize=512)(choose_language)
         self.receipts = ReceiptWriter(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -186,15 +186,6 @@ class ConsentMiddleware:
                     self._cookies.clear()
                 self._cookies[cookie_header] = hit
         return hit
-
-    def resolve(self, headers: dict[bytes, bytes]) -> tuple[ConsentState, bool]:
-        """The consent state of a request; ``True`` when a privacy signal was just applied."""
-        cookie_header = headers.get(b"cookie")
-        if cookie_header:
-            state, expires, _ = self.read_cookies(cookie_header)
-            if state is not None and time.time() <= expires:
-                return state, False
-        return self.without_cookie(headers)
 
     def without_cookie(self, headers: dict[bytes, bytes]) -> tuple[ConsentState, bool]:
         """Undecided, or a refusal when the browser sends a privacy signal."""
@@ -287,21 +278,15 @@ class ConsentMiddleware:
 
     def page_language(self, html_lang: str | None, accept_language: bytes | None) -> str:
         """The banner's language: the page's ``<html lang>``, then Accept-Language (cached)."""
-        if accept_language is not None and len(accept_language) > 512:
-            accept_language = accept_language[:512]  # all that choose_language reads
-        return self._language_of(html_lang, accept_language)
+        accept = (accept_language or b"")[:512].decode("latin-1")  # all choose_language reads
+        return self._language_of(html_lang, accept, self.config.default_language)
 
-    def _page_language(self, html_lang: str | None, accept_language: bytes | None) -> str:
-        accept = (accept_language or b"").decode("latin-1")
-        return choose_language(html_lang, accept, self.config.default_language)
-
-    def expiry_for(
-        self, ctx: RequestContext, state: ConsentState, cookie_header: bytes
-    ) -> list[tuple[bytes, bytes]]:
-        """``Set-Cookie`` headers deleting the request's cookies that ``state`` refuses.
+    def expiry_for(self, ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+        """``Set-Cookie`` headers deleting the request's cookies that its state refuses.
 
         Cached per Cookie header, choice, host and scheme: a visitor repeats all four.
         """
+        state, cookie_header = ctx.state, ctx.headers[b"cookie"]
         key = (cookie_header, state.granted, ctx.headers.get(b"host"), self.secure(ctx))
         out = self._expiries.get(key)
         if out is None:
@@ -376,7 +361,7 @@ class _Responder:
             if item[0].lower() != b"set-cookie" or mw.allow_set_cookie(item[1], ctx.state)
         ]
         if ctx.tracked:
-            out += mw.expiry_for(ctx, ctx.state, ctx.headers[b"cookie"])
+            out += mw.expiry_for(ctx)
         message["headers"] = out
 
     def _start(self, message: Message) -> bool:
@@ -407,7 +392,7 @@ class _Responder:
                 csp = True
             out.append(item)
         if ctx.tracked:
-            out += mw.expiry_for(ctx, state, ctx.headers[b"cookie"])
+            out += mw.expiry_for(ctx)
         message["headers"] = out
         status = message["status"]
         method = ctx.scope["method"]
@@ -434,15 +419,8 @@ class _Responder:
         body = message.get("body", b"")
         if type(body) is not bytes:  # bytearray or memoryview: allowed, rare
             body = bytes(body)
-        # The end tag is nearly always in the last 256 bytes: look there inline first.
-        size = len(body)
-        lo = size - 256 if size > 256 else 0
-        i = body[lo:].lower().rfind(b"</body")
-        if i >= 0 and lo + i + 6 < size and body[lo + i + 6] in _AFTER_NAME:
-            i += lo
-        else:
-            i = _last_end_tag(body)
-        if i >= 0 and body.rfind(SNIPPET_END, i - 512 if i > 512 else 0, i) < 0:
+        i = _last_end_tag(body)
+        if i >= 0 and not _injected_before(body, i):
             snippet = self._snippet(body)
             view = memoryview(body)
             body = b"".join((view[:i], snippet, view[i:]))
