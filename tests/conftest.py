@@ -51,6 +51,7 @@ def site() -> Starlette:
 def make_app(**options: Any) -> ConsentMiddleware:
     options.setdefault("secret_key", SECRET)
     options.setdefault("records_url", None)
+    options.setdefault("controller", "Example AS")
     return ConsentMiddleware(site(), **options)
 
 

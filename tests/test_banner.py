@@ -59,7 +59,7 @@ def make(**options: Any) -> ConsentMiddleware:
             Route("/csp", csp_page),
         ]
     )
-    options = {"secret_key": "x" * 32, "records_url": None, **options}
+    options = {"secret_key": "x" * 32, "records_url": None, "controller": "Example AS", **options}
     return ConsentMiddleware(app, **options)
 
 
@@ -133,7 +133,7 @@ async def test_links_controller_and_cookie_facts_in_the_panel(client: httpx.Asyn
     html = snippet((await client.get("/")).text)
     assert 'href="/_consent/cookies?lang=nb"' in html
     assert 'href="/privacy"' in html
-    assert "Behandlingsansvarlig: Front Information AS" in html
+    assert "Behandlingsansvarlig: Example AS" in html
     assert "<code>_ga</code>" in html and "Opplysninger sendes til Google." in html
     assert "<code>__utma</code>, <code>_utma</code>" in html  # one row per cookie fact
 
@@ -179,7 +179,7 @@ async def test_pages_in_both_languages(client: httpx.AsyncClient, lang: str, wor
         r = await client.get(f"/_consent/{sub}?lang={lang}")
         assert r.status_code == 200
         assert f'<html lang="{lang}">' in r.text and word in r.text
-        assert "Front Information AS" in r.text
+        assert "Example AS" in r.text
 
 
 # -- the declaration and the preferences page ----------------------------------------------------
@@ -201,7 +201,7 @@ async def test_declaration_names_provider_purpose_lifetime_and_third_party(
     access = re.search(r"<code>access_token</code></th>(.*?)</tr>", html, re.S)
     assert access is not None and "This site (first party)" in access.group(1)
     assert access.group(1).endswith(">No</td>")
-    assert "Data controller: <strong>Front Information AS</strong>" in html
+    assert "Data controller: <strong>Example AS</strong>" in html
 
 
 async def test_preferences_page_shows_state_and_necessary_always_on(

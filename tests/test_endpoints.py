@@ -185,7 +185,7 @@ async def test_cookie_declaration(client: httpx.AsyncClient, lang: str, words) -
         "_gat",
         "__utmz",
         "consentmw",
-        "Front Information AS",
+        "Example AS",
         "Google",
     ):
         assert name in html

@@ -63,7 +63,7 @@ async def test_me_page_in_both_languages(tmp_path: Path) -> None:
         await c.post("/_consent", data={"action": "accept_all"})
         nb = (await c.get("/_consent/me", headers={"Accept-Language": "nb"})).text
         en = (await c.get("/_consent/me", headers={"Accept-Language": "en"})).text
-    assert "Det vi har lagret om valgene dine" in nb and "accept_all" in nb
+    assert "Det vi har lagret om valgene dine" in nb and "Godtok alle" in nb
     assert "What we hold about your choices" in en and "203.0.0.0" in en
     assert "Datatilsynet" in nb and "Datatilsynet" in en
 
@@ -80,7 +80,7 @@ async def test_forget_deletes_receipts_and_cookies(records_url: str) -> None:
         cookies = response.headers.get_list("set-cookie")
         assert any(v.startswith("consentmw=;") and "Max-Age=0" in v for v in cookies)
         assert any(v.startswith("_ga=;") for v in cookies)
-        assert "nothing" in response.text.lower() or "ingenting" in response.text.lower()
+        assert "samtykke-id" in response.text  # what the request log holds, said truthfully
     assert await app.receipts.store.for_consent_id(consent_id) == []
 
 

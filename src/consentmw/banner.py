@@ -9,18 +9,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone, tzinfo
 from functools import lru_cache
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PrefixLoader,
+    pass_context,
+    select_autoescape,
+)
 
 from .config import LANGUAGES, ConsentConfig
 from .consent import ConsentState
 from .registry import FIRST_PARTY, CookieSpec
 from .resources import static_files, templates_dir
+
+logger = logging.getLogger("consentmw")
 
 TEXTS: dict[str, dict[str, str]] = {
     "nb": {
@@ -69,8 +81,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "off": "Av",
         "back": "Tilbake til siden",
         "cookies_in_category": "Informasjonskapsler i denne kategorien",
-        "storage_note": "Innstillinger i nettappen lagres lokalt i nettleseren din "
-        "(localStorage) og sendes aldri til oss eller til andre.",
+        # Site-specific notes (for example about localStorage) go in texts=...; empty: none.
+        "storage_note": "",
         "my_data": "Se hva vi har lagret om valgene dine",
         "close": "Lukk",
         "me_title": "Det vi har lagret om valgene dine",
@@ -79,7 +91,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "informasjonskapselen din, ikke til navnet ditt.",
         "me_id": "Din samtykke-id",
         "me_none": "Vi har ingen kvitteringer for denne id-en.",
-        "me_when": "Tidspunkt (UTC)",
+        "me_when": "Tidspunkt",
         "me_what": "Valg",
         "me_granted": "Godtatt",
         "me_denied": "Avvist",
@@ -87,8 +99,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "me_ip": "Maskert IP-adresse",
         "me_browser": "Nettleser",
         "me_version": "Versjon",
-        "me_log": "Forespørselsloggen vår inneholder verken samtykke-id eller full IP-adresse, så "
-        "ingenting der kan knyttes til deg.",
+        "me_log": "Forespørselsloggen vår har ingen samtykke-id og ingen hel IP-adresse, men den "
+        "har en maskert IP-adresse, tidspunkt, side og type nettleser og enhet. Den er derfor "
+        "pseudonym, ikke anonym: sammen med andre opplysninger kan et besøk i noen tilfeller "
+        "knyttes til deg.",
         "me_forget": "Slett alt om meg",
         "me_forget_help": "Sletter kvitteringene over og alle valgfrie informasjonskapsler. Du "
         "blir spurt på nytt neste gang.",
@@ -97,8 +111,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "forgot_title": "Slettet",
         "forgot_done": "Vi har slettet kvitteringene for valgene dine (antall: %d) og fjernet "
         "samtykke-informasjonskapselen og alle valgfrie informasjonskapsler.",
-        "forgot_log": "Forespørselsloggen inneholder ingen samtykke-id, så ingenting der kan "
-        "knyttes til deg.",
+        "forgot_log": "Forespørselsloggen har ingen samtykke-id, så den kan ikke slettes ut fra "
+        "den. Den har maskerte IP-adresser og slettes når lagringstiden er ute.",
+        "me_nothing_to_delete": "Vi har ikke lagret noe om valgene dine, så det er ingenting å "
+        "slette.",
+        "me_none_value": "ingen",
+        "me_pending": "venter på lagring",
+        "action_accept_all": "Godtok alle",
+        "action_reject_all": "Avviste alle",
+        "action_save": "Lagret egne valg",
+        "action_change": "Endret valgene",
+        "action_withdraw": "Trakk tilbake samtykke",
+        "action_signal": "Avvist av nettleserens personvernsignal",
+        "source_banner": "Banneret",
+        "source_preferences": "Innstillingene",
+        "source_api": "Nettstedets skript",
+        "source_signal": "Nettleserens personvernsignal",
     },
     "en": {
         "title": "We use cookies",
@@ -145,8 +173,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "off": "Off",
         "back": "Back to the page",
         "cookies_in_category": "Cookies in this category",
-        "storage_note": "Web-app settings are kept in your browser's local storage and are "
-        "never sent to us or anyone else.",
+        "storage_note": "",
         "my_data": "See what we hold about your choices",
         "close": "Close",
         "me_title": "What we hold about your choices",
@@ -155,7 +182,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "cookie, not to your name.",
         "me_id": "Your consent id",
         "me_none": "We hold no receipts for this id.",
-        "me_when": "Time (UTC)",
+        "me_when": "Time",
         "me_what": "Choice",
         "me_granted": "Accepted",
         "me_denied": "Refused",
@@ -163,8 +190,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "me_ip": "Masked IP address",
         "me_browser": "Browser",
         "me_version": "Version",
-        "me_log": "Our request log holds neither a consent id nor a full IP address, so nothing "
-        "in it can be linked to you.",
+        "me_log": "Our request log holds no consent id and no full IP address, but it does hold a "
+        "masked IP address, the time, the page and the type of browser and device. It is "
+        "therefore pseudonymous, not anonymous: combined with other information, a visit can "
+        "in some cases be linked to you.",
         "me_forget": "Delete everything about me",
         "me_forget_help": "Deletes the receipts above and every optional cookie. You will be "
         "asked again next time.",
@@ -173,7 +202,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "forgot_title": "Deleted",
         "forgot_done": "We have deleted the receipts of your choices (count: %d) and removed the "
         "consent cookie and every optional cookie.",
-        "forgot_log": "The request log holds no consent id, so nothing in it can be linked to you.",
+        "forgot_log": "The request log holds no consent id, so nothing can be deleted from it by "
+        "that id. It holds masked IP addresses and is deleted when its retention time is up.",
+        "me_nothing_to_delete": "We hold nothing about your choices, so there is nothing to "
+        "delete.",
+        "me_none_value": "none",
+        "me_pending": "waiting to be stored",
+        "action_accept_all": "Accepted all",
+        "action_reject_all": "Rejected all",
+        "action_save": "Saved own choices",
+        "action_change": "Changed choices",
+        "action_withdraw": "Withdrew consent",
+        "action_signal": "Refused by the browser's privacy signal",
+        "source_banner": "The banner",
+        "source_preferences": "The settings",
+        "source_api": "The site's script",
+        "source_signal": "The browser's privacy signal",
     },
 }
 
@@ -291,6 +335,14 @@ class Banner:
         self.texts = {
             lang: {**TEXTS[lang], **dict(config.texts.get(lang, {}))} for lang in LANGUAGES
         }
+        self.env.filters["category_labels"] = _category_labels
+        self.env.filters["localtime"] = _local_time(ZoneInfo(config.timezone))
+        if config.controller is None:
+            logger.warning(
+                "consentmw: no controller is set, so the consent pages name no data "
+                "controller; GDPR Art. 13 asks for one: ConsentMiddleware(..., "
+                "controller='Example AS, org.nr. ...')"
+            )
         prefix = config.prefix
         self.static_urls = {
             name: f"{prefix}/static/{f.digest}/{name}" for name, f in static_files().items()
@@ -371,9 +423,35 @@ class Banner:
         return snippet
 
     def page(self, template: str, lang: str, state: ConsentState, **extra: Any) -> str:
+        labels = {c.name: c.text("label", lang) for c in self.config.registry.categories}
         return self.env.get_template(f"consentmw/{template}").render(
-            self.context(lang, state, nonce=None, **extra)
+            self.context(lang, state, nonce=None, category_names=labels, **extra)
         )
+
+
+def _local_time(zone: tzinfo) -> Any:
+    """Jinja filter: an ISO time (stored in UTC) as local ``YYYY-MM-DD HH:MM`` in ``zone``."""
+
+    def local(value: object) -> str:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+        if not isinstance(value, datetime):
+            return str(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+    return local
+
+
+@pass_context
+def _category_labels(context: Any, names: Iterable[str]) -> str:
+    """Jinja filter: category names as the labels the visitor saw, joined with commas."""
+    labels = context.get("category_names") or {}
+    return ", ".join(labels.get(n, n) for n in names if n != "necessary")
 
 
 def _cookie_rows(specs: Iterable[CookieSpec], lang: str, us: str) -> list[dict[str, Any]]:

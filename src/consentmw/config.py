@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .registry import (
     DEFAULT_CATEGORIES,
@@ -88,7 +89,7 @@ class ConsentConfig:
     honour_privacy_signals: bool = True
     default_language: str = "nb"
     privacy_policy_url: str | None = None
-    controller: str = "Front Information AS"
+    controller: str | None = None
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     templates_dir: str | Path | None = None
     records_url: str | None = "sqlite:///consentmw-receipts.db"
@@ -97,6 +98,7 @@ class ConsentConfig:
     trusted_proxies: Sequence[str] = ()
     ipv4_prefix: int = 16
     ipv6_prefix: int = 48
+    timezone: str = "Europe/Oslo"
 
     # Derived at validation; not options.
     secret_keys: tuple[bytes, ...] = field(init=False, repr=False)
@@ -181,6 +183,20 @@ class ConsentConfig:
                 f"privacy_policy_url {self.privacy_policy_url!r} must be a path ('/privacy') "
                 "or an http(s) URL"
             )
+        if self.controller is not None and (
+            not isinstance(self.controller, str) or not self.controller.strip()
+        ):
+            raise ConfigError(
+                f"controller {self.controller!r} must be the name of the data controller "
+                "shown on the pages (e.g. 'Example AS, org.nr. 123 456 789'), or None"
+            )
+        try:
+            ZoneInfo(str(self.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"timezone {self.timezone!r} is not an IANA time zone such as 'Europe/Oslo' "
+                "or 'UTC' (times on the visitor's pages are shown in it)"
+            ) from None
         cookies = [*self.cookies, *self.extra_cookies]
         if not any(c.name == self.cookie_name for c in cookies):
             cookies.append(consent_cookie_spec(self.cookie_name, lifetime))

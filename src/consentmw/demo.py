@@ -12,6 +12,7 @@ import os
 import secrets
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,6 +34,23 @@ _NAV = (
     ("/login", "Logg inn"),
 )
 
+
+
+# Front Information AS's own values: they belong to this demo (and to Front's example
+# configuration), never to the library's defaults.
+FRONT: dict[str, Any] = {
+    "controller": "Front Information AS",
+    "texts": {
+        "nb": {
+            "storage_note": "Innstillinger i nettappen Pling lagres lokalt i nettleseren din "
+            "(localStorage) og sendes aldri til oss eller til andre."
+        },
+        "en": {
+            "storage_note": "Settings of the Pling web app are kept in your browser's local "
+            "storage and are never sent to us or anyone else."
+        },
+    },
+}
 
 def _page(request: Request, title: str, body: str, lang: str = "nb") -> HTMLResponse:
     nav = " | ".join(f'<a href="{href}">{escape(label)}</a>' for href, label in _NAV)
@@ -197,6 +215,7 @@ def create_app(
         google_analytics_id=google_analytics_id,
         privacy_policy_url="/personvern",
         records_url=records_url,
+        **FRONT,
     )
     if log_directory is not None:
         from .requestlog import RequestLogMiddleware

@@ -110,10 +110,19 @@ DEFAULT_CATEGORIES: tuple[Category, ...] = (
         ANALYTICS,
         {"nb": "Statistikk", "en": "Analytics"},
         {
-            "nb": "Hjelper oss å forstå hvilke sider som brukes og hvordan besøkende finner "
-            "fram, med Google Analytics. Google mottar da en maskert IP-adresse.",
-            "en": "Help us see which pages are used and how visitors find them, using Google "
-            "Analytics. Google then receives a masked IP address.",
+            "nb": "Med ditt samtykke bruker vi Google Analytics for å se hvilke sider som "
+            "brukes og hvordan besøkende finner fram. Google Analytics setter "
+            "informasjonskapsler med en tilfeldig id og får vite hvilke sider du ser, hvor du "
+            "kom fra, tidspunktet, nettleser, enhet og omtrentlig sted. Google mottar hele "
+            "IP-adressen din, bruker den til å anslå omtrentlig sted og lagrer den ikke. "
+            "Google behandler opplysningene på våre vegne (databehandler), og de kan bli "
+            "overført til USA.",
+            "en": "With your consent we use Google Analytics to see which pages are used and "
+            "how visitors find them. Google Analytics sets cookies holding a random id and "
+            "learns which pages you view, where you came from, the time, your browser, device "
+            "and approximate location. Google receives your full IP address, uses it to "
+            "estimate your approximate location and does not store it. Google processes this "
+            "data on our behalf (as our processor), and it may be transferred to the USA.",
         },
     ),
 )
@@ -208,15 +217,15 @@ DEFAULT_COOKIES: tuple[CookieSpec, ...] = (
         "Inneholder ingen opplysninger om deg; begrenser hvor ofte det sendes data til "
         "Google Analytics.",
         "Holds nothing about you; limits how often data is sent to Google Analytics.",
-        "10 minutter",
-        "10 minutes",
+        "1 minutt",
+        "1 minute",
     ),
     _ga(
         "_gat_*",
         "Som _gat, for en bestemt måling.",
         "Like _gat, for one particular property.",
-        "10 minutter",
-        "10 minutes",
+        "1 minutt",
+        "1 minute",
     ),
     *_classic(
         "__utma",

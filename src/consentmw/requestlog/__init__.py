@@ -1,4 +1,5 @@
-"""Anonymous request logs: masked IPs, coarse browser/OS facts, period-named files that
+"""Pseudonymous request logs (not anonymous: a masked IP with a time and browser facets can
+still single someone out): masked IPs, coarse browser/OS facts, period-named files that
 rotate on a fixed schedule, compression, retention purge and legal hold."""
 
 from consentmw.requestlog.middleware import RequestLogMiddleware

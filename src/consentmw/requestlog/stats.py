@@ -116,7 +116,7 @@ def render_html(stats: LogStats, top: int = 10, title: str = "Request log report
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        f"<p>{stats.records} requests in {stats.files} file(s). Anonymous: masked IPs, "
+        f"<p>{stats.records} requests in {stats.files} file(s). Pseudonymous: masked IPs, "
         "no User-Agent strings, no query strings.</p>",
     ]
     for heading, rows in _sections(stats, top):
