@@ -64,3 +64,12 @@ def test_wheel_installs_and_serves_cookie_declaration(tmp_path: Path) -> None:
     assert console.exists()
     help_text = subprocess.run([str(console), "--help"], capture_output=True, text=True)
     assert "demo" in help_text.stdout
+    # Typed (PEP 561) and classified as what it is: ASGI, not WSGI.
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+        meta = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "consentmw/py.typed" in names
+    assert "WSGI" not in meta and "Classifier: Typing :: Typed" in meta
+    assert "Project-URL: Source" in meta
