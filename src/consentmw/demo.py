@@ -8,6 +8,7 @@ page's handler tries to set Google Analytics cookies, which only pass after cons
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from html import escape
@@ -25,16 +26,37 @@ from .middleware import ConsentMiddleware
 
 DEMO_GA_ID = "G-DEMO000000"
 
-_NAV = (
-    ("/", "Forside"),
-    ("/pling", "Pling"),
-    ("/statistikk", "Statistikk"),
-    ("/live", "Sanntid"),
-    ("/en", "English"),
-    ("/login", "Logg inn"),
-)
-
-
+_NAV = {
+    "nb": (
+        ("/", "Forside"),
+        ("/pling", "Pling"),
+        ("/statistikk", "Statistikk"),
+        ("/live", "Sanntid"),
+        ("/en", "English"),
+        ("/login", "Logg inn"),
+    ),
+    "en": (
+        ("/", "Norsk"),
+        ("/pling", "Pling"),
+        ("/statistikk", "Analytics"),
+        ("/live", "Live"),
+        ("/en", "English"),
+        ("/login", "Sign in"),
+    ),
+}
+_STATUS = {
+    "nb": ("Samtykke nå", "statistikk tillatt"),
+    "en": ("Consent now", "analytics allowed"),
+}
+# Updates the status line when the visitor decides without a reload (consentmw's event).
+_DEMO_JS = b"""document.addEventListener("consentmw:change", function (e) {
+  var c = e.detail.categories, s = document.getElementById("demo-state");
+  if (!s) return;
+  var decided = e.detail.decided || e.detail.signal;
+  s.textContent = c.analytics ? "granted" : (decided ? "denied" : "undecided");
+  document.getElementById("demo-analytics").textContent = c.analytics ? "True" : "False";
+});
+"""
 
 # Front Information AS's own values: they belong to this demo (and to Front's example
 # configuration), never to the library's defaults.
@@ -53,7 +75,8 @@ FRONT: dict[str, Any] = {
 }
 
 def _page(request: Request, title: str, body: str, lang: str = "nb") -> HTMLResponse:
-    nav = " | ".join(f'<a href="{href}">{escape(label)}</a>' for href, label in _NAV)
+    nav = " | ".join(f'<a href="{href}">{escape(label)}</a>' for href, label in _NAV[lang])
+    now, allowed = _STATUS[lang]
     state = consent_state(request)
     user = request.cookies.get("access_token")
     who = f"<p>Innlogget som <strong>{escape(user)}</strong></p>" if user else ""
@@ -61,6 +84,7 @@ def _page(request: Request, title: str, body: str, lang: str = "nb") -> HTMLResp
 <html lang="{lang}">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} - Front demo</title>
+<link rel="icon" href="data:,"><script src="/demo.js" defer></script>
 <style>body{{font-family:system-ui,sans-serif;max-width:50rem;margin:0 auto;padding:1rem 1rem 12rem;
 line-height:1.5}}nav a{{color:#1f3a93}}code{{background:#eef;padding:0 .2rem}}</style></head>
 <body>
@@ -69,8 +93,8 @@ line-height:1.5}}nav a{{color:#1f3a93}}code{{background:#eef;padding:0 .2rem}}</
 <h1>{escape(title)}</h1>
 {who}
 {body}
-<p>Samtykke nå: <code>{escape(state.summary)}</code>, statistikk tillatt:
-<code>{state.allows("analytics")}</code></p>
+<p role="status">{now}: <code id="demo-state">{escape(state.summary)}</code>, {allowed}:
+<code id="demo-analytics">{state.allows("analytics")}</code></p>
 </main>
 </body>
 </html>"""
@@ -114,8 +138,7 @@ async def statistics(request: Request) -> Response:
         "<p>Denne siden prøver å sette <code>_ga</code>, <code>_gid</code> og "
         "<code>_ga_DEMO000000</code>. Uten samtykke fjerner consentmw dem.</p>",
     )
-    host = request.url.hostname or ""
-    domain = "." + host.split(".", 1)[1] if host.count(".") >= 2 else None
+    domain = _parent_domain(request.url.hostname or "")
     for name, value in (
         ("_ga", "GA1.1.123456789.1700000000"),
         ("_gid", "GA1.1.987654321.1700000000"),
@@ -123,6 +146,22 @@ async def statistics(request: Request) -> Response:
     ):
         response.set_cookie(name, value, max_age=63072000, domain=domain)
     return response
+
+
+def _parent_domain(host: str) -> str | None:
+    """``.example.no`` for ``www.example.no`` (as Google's script does); None for an IP
+    address or a single-label host such as ``localhost``, where a Domain attribute would
+    make the browser reject the cookie (``Domain=.0.0.1`` for 127.0.0.1)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return None
+    except ValueError:
+        pass
+    return "." + host.split(".", 1)[1] if host.count(".") >= 2 else None
+
+
+async def demo_js(request: Request) -> Response:
+    return Response(_DEMO_JS, media_type="text/javascript")
 
 
 async def live(request: Request) -> Response:
@@ -204,6 +243,7 @@ def create_app(
             Route("/statistikk", statistics),
             Route("/live", live),
             Route("/personvern", privacy),
+            Route("/demo.js", demo_js),
             Route("/login", login, methods=["GET", "POST"]),
             Route("/logout", logout, methods=["GET", "POST"]),
         ]
