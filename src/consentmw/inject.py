@@ -2,7 +2,8 @@
 
 :class:`InjectingSend` wraps an ASGI ``send``. It never buffers a streamed body: it holds back
 only the bytes from the most recent ``</body`` end tag onward (normally ``</body></html>``), or
-the last few bytes that might begin one, so memory stays flat for any body size.
+the last few bytes that might begin one, and keeps references to the chunks that make up the
+last 64 KB (to compare with the snippet, below), so memory stays flat for any body size.
 
 A ``</body`` end tag is ``</body`` (ASCII case-insensitive) followed by HTML whitespace, ``/`` or
 ``>``: where the HTML tokenizer ends the tag name, so ``</BODY\\t>`` and ``</body >`` count and
