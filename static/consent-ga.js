@@ -5,18 +5,21 @@
 (function () {
   "use strict";
   var w = window;
-  var root = document.getElementById("consentmw-root");
-  if (!root || w.consentmwGa) return;
+  // Only the snippet holding this script configures it (page content may imitate its
+  // markup); a measurement id of another shape is refused.
+  var me = document.currentScript;
+  var root = me && me.closest("[data-consentmw-snippet]");
+  if (!root || typeof w.consentmwGa === "function") return;
   var cfg = JSON.parse(root.getAttribute("data-config") || "{}");
-  var id = cfg.ga;
+  var id = /^G-[A-Z0-9]{4,20}$/.test(cfg.ga) ? cfg.ga : "";
   var categories = cfg.categories || [];
   var advanced = cfg.mode === "advanced";
   var granted = (root.getAttribute("data-granted") || "").split(" ").filter(Boolean);
   var decided = root.getAttribute("data-decided") === "true" || !!root.getAttribute("data-signal");
   if (!id || (!advanced && granted.indexOf("analytics") < 0)) return;
-  var me = document.currentScript;
 
-  w.dataLayer = w.dataLayer || [];
+  // An element id="dataLayer" in the page shows up as window.dataLayer: only an array counts.
+  if (!Array.isArray(w.dataLayer)) w.dataLayer = [];
   function gtag() { w.dataLayer.push(arguments); }
   w.gtag = gtag;
 
@@ -49,6 +52,6 @@
   var s = document.createElement("script");
   s.async = true;
   s.src = "https://www.googletagmanager.com/gtag/js?id=" + encodeURIComponent(id);
-  if (me && me.nonce) s.nonce = me.nonce;
+  if (me.nonce) s.nonce = me.nonce;
   document.head.appendChild(s);
 })();

@@ -4,14 +4,19 @@
    type="text/plain" data-consent-category="..." run once allowed, and window.consentmw exists. */
 (function () {
   "use strict";
-  var root = document.getElementById("consentmw-root");
-  if (!root || root.cmwStarted) return;
+  // Configuration and state come only from the snippet that holds this very script: page
+  // content (a comment) can carry an element with the same id or data-* attributes. Every
+  // URL used is a same-origin path under the prefix this file was served from
+  // ({prefix}/static/{digest}/consent.js), whatever the markup says.
+  var me = document.currentScript;
+  var root = me && me.closest("[data-consentmw-snippet]");
+  var own = me && /^(\/[^?#]*)\/static\/[^/?#]+\/consent\.js$/.exec(sameOrigin(me.src));
+  if (!root || !own || root.cmwStarted) return;
   root.cmwStarted = true;
   var cfg = JSON.parse(root.getAttribute("data-config") || "{}");
-  var prefix = cfg.prefix || "/_consent";
+  var prefix = own[1];
   var optional = cfg.categories || [];
-  var me = document.currentScript;
-  var nonce = (me && me.nonce) || "";
+  var nonce = me.nonce || "";
   var banner = root.querySelector("[data-cmw-banner]");
   var dialog = root.querySelector("[data-cmw-dialog]");
   var status = root.querySelector("[data-cmw-status]");
@@ -27,6 +32,11 @@
   };
   optional.forEach(function (c) { state.categories[c] = granted0.indexOf(c) >= 0; });
 
+  // The path of a same-origin URL, or "" for any other origin.
+  function sameOrigin(url) {
+    var u = new URL(url, location.href);
+    return u.origin === location.origin ? u.pathname : "";
+  }
   function all(sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); }
   function allowed(cat) { return cat === "necessary" || state.categories[cat] === true; }
   function granted() { return optional.filter(allowed); }
@@ -89,19 +99,19 @@
     });
   }
 
-  function load(src) {
-    var s = document.createElement("script");
-    s.src = src;
-    if (nonce) s.nonce = nonce;
-    document.head.appendChild(s);
-  }
   // Google Analytics: one consent update per decision; in basic mode the loader (and so
-  // anything from Google) comes only after analytics is granted.
+  // anything from Google) comes only after analytics is granted. The loader goes inside the
+  // snippet, where it finds its configuration, and only from {prefix}/static/.
   function analytics() {
-    if (window.consentmwGa) window.consentmwGa(granted());
-    else if (cfg.ga && cfg.gaSrc && allowed("analytics") && !analytics.loaded) {
+    var src = sameOrigin(cfg.gaSrc || "");
+    if (typeof window.consentmwGa === "function") window.consentmwGa(granted());
+    else if (cfg.ga && src.indexOf(prefix + "/static/") === 0 && /\/consent-ga\.js$/.test(src)
+      && allowed("analytics") && !analytics.loaded) {
       analytics.loaded = true;
-      load(cfg.gaSrc);
+      var s = document.createElement("script");
+      s.src = src;
+      if (nonce) s.nonce = nonce;
+      root.appendChild(s);
     }
   }
 
@@ -194,7 +204,7 @@
 
   document.addEventListener("submit", function (e) {
     var form = e.target, button = e.submitter;
-    if (!form.closest || !form.closest("#consentmw-root, [data-cmw-banner]")) return;
+    if (!root.contains(form) && !(banner && banner.contains(form))) return;
     if (form.cmwNative) return;
     if (form.hasAttribute("data-cmw-reopen") || (button && button.hasAttribute("data-cmw-open"))) {
       if (!dialog) return;

@@ -234,20 +234,53 @@ def test_unknown_or_non_ascii_compatible_charset_untouched(charset: bytes) -> No
     assert header_list(sent[0], b"vary") == []
 
 
+GENUINE = snippet_bytes(lang=None) + SNIPPET_END  # what Renderer injects into a page without lang
+
+
 @pytest.mark.parametrize(
     "chunks",
     [
-        [b"<html><body><div " + SNIPPET_MARKER + b"></div>" + SNIPPET_END + b"</body></html>"],
-        [b"<html><body>x<!--/consent", b"mw--></body>", b"</html>"],
-        [b"<html><body>", b"x" * 70000, SNIPPET_END + b"\n  </BODY>", b"</html>"],
-        [b"<html><body>" + SNIPPET_END + b"<script>tool()</script>\n</body></html>"],
+        [b"<html><body>" + GENUINE + b"</body></html>"],
+        [b"<html><body>x" + GENUINE[:-9], GENUINE[-9:] + b"</body>", b"</html>"],
+        [b"<html><body>", b"x" * 70000, GENUINE + b"\n  </BODY>", b"</html>"],
+        [b"<html><body>", b"x" * 70000 + GENUINE[:20], GENUINE[20:] + b"</body>", b"</html>"],
+        [b"<html><body>", *(GENUINE[k : k + 7] for k in range(0, len(GENUINE), 7)), b"</body>"],
+        [b"<html><body>" + GENUINE + b"<script>tool()</script>\n</body></html>"],
     ],
 )
 def test_snippet_already_present_untouched(chunks: list[bytes]) -> None:
+    """A body that already went through consentmw (stacked middleware) is not injected twice,
+    whether it comes in one message or streamed, the snippet cut anywhere."""
     render = Renderer()
     _, body = drive(chunks, render=render)
     assert body == b"".join(chunks)
-    assert render.calls == []
+    assert render.calls == [(None, None)]  # rendered once, to compare
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"<html><body><p>" + SNIPPET_END + b"</p></body></html>"],
+        [b"<html><body>x<!--/consent", b"mw--></body>", b"</html>"],
+        [b"<html><body>", b"x" * 70000, SNIPPET_END + b"\n  </BODY>", b"</html>"],
+        [b"<html><body>" + SNIPPET_END + b"<script>tool()</script>\n</body></html>"],
+        # the tail of a real snippet, copied with its marker
+        [b"<html><body><p>" + GENUINE[-40:] + b"</p></body></html>"],
+        # a whole snippet for another language (another page), or another nonce
+        [b"<html><body>" + snippet_bytes(lang="en") + SNIPPET_END + b"</body></html>"],
+        [b"<html><body>" + snippet_bytes(nonce="old", lang=None) + SNIPPET_END + b"</body>"],
+    ],
+)
+def test_forged_end_marker_does_not_stop_injection(chunks: list[bytes]) -> None:
+    """Page content (a comment) holding the end marker, or a snippet copied from elsewhere,
+    just before </body>: the banner is still injected."""
+    page = b"".join(chunks)
+    _, body = drive(chunks)
+    assert body == page.replace(b"</body>", GENUINE + b"</body>").replace(
+        b"</BODY>", GENUINE + b"</BODY>"
+    )
+    assert body.count(GENUINE) == page.count(GENUINE) + 1
+    assert inject_once(page, snippet_bytes(lang=None)) == body
 
 
 def test_marker_text_elsewhere_does_not_stop_injection() -> None:

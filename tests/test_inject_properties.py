@@ -32,6 +32,7 @@ PIECES = [
     "ø",
     "<html lang='nb'>",
     "<p>text</p>",
+    "<!--/consentmw-->",  # page content cannot forge the end of a snippet
 ]
 
 html = st.lists(st.sampled_from(PIECES), max_size=40).map(lambda parts: "".join(parts).encode())

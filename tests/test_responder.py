@@ -279,3 +279,66 @@ def test_long_urls_and_headers_are_served_but_not_cached() -> None:
     cached = list(mw._snippet_bytes)
     assert [k[3] for k in cached] == ["/short"]  # the long path was not cached
     assert all(len(k[1]) <= 512 for k in cached)  # Accept-Language keyed by what is read
+
+
+# --- the end marker cannot be forged by page content ------------------------------------------
+PAGE = b"<!doctype html><html lang='en'><head></head><body><main>%s</main>%s</body></html>"
+HTML = [(b"content-type", b"text/html; charset=utf-8")]
+
+
+def body_of(out: list[Message]) -> bytes:
+    return b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body")
+
+
+def through_mw(body: bytes, cuts: list[int], path: str = "/side", csp: bytes = b"") -> bytes:
+    sc = scope("GET", None)
+    sc["path"], sc["query_string"] = path, b""
+    hdrs = HTML + ([(b"content-security-policy", csp)] if csp else [])
+    return body_of(serve(messages(200, hdrs, body, cuts), sc))
+
+
+SPLITS = [[], [60], [10, 90, 200], list(range(0, 20000, 37))]
+
+
+@pytest.mark.parametrize("cuts", SPLITS)
+def test_end_marker_in_page_content_does_not_suppress_the_banner(cuts: list[int]) -> None:
+    """A comment ending in the marker just before </body> still gets the banner."""
+    page = PAGE % (b"<p>comment</p>", b"<!--/consentmw-->")
+    out = through_mw(page, cuts)
+    assert out.count(SNIPPET_MARKER) == 1 and out.count(SNIPPET_END) == 2
+    assert out == through_mw(PAGE % (b"<p>comment</p>", b""), []).replace(
+        b"<main><p>comment</p></main>", b"<main><p>comment</p></main><!--/consentmw-->"
+    )
+
+
+@pytest.mark.parametrize("cuts", SPLITS)
+@pytest.mark.parametrize("copied", [40, 400, None])
+def test_marker_copied_from_a_real_response_does_not_suppress_the_banner(
+    cuts: list[int], copied: int | None
+) -> None:
+    """The end of a real injected response (marker and the snippet bytes before it, up to the
+    whole snippet of another page, or of another response's nonce) pasted as content."""
+    real = through_mw(PAGE % (b"", b""), [], path="/other")
+    end = real.index(SNIPPET_END) + len(SNIPPET_END)
+    start = real.index(b"<div id=") if copied is None else end - copied
+    paste = real[start:end]
+    page = PAGE % (b"<p>comment</p>", paste)
+    out = through_mw(page, cuts)
+    assert out.count(b'value="/side"') >= 1  # this page's own snippet was injected
+    assert out.count(SNIPPET_END) == 2
+    nonced = through_mw(PAGE % (b"", b""), [], csp=b"script-src 'nonce-first'")
+    i = nonced.index(b"<div id=")
+    paste = nonced[i : nonced.index(SNIPPET_END) + len(SNIPPET_END)]
+    again = through_mw(PAGE % (b"", paste), cuts, csp=b"script-src 'nonce-second'")
+    assert again.count(SNIPPET_END) == 2 and b'nonce="second"' in again
+
+
+@pytest.mark.parametrize("cuts", SPLITS)
+@pytest.mark.parametrize("csp", [b"", b"script-src 'nonce-abc123'"])
+def test_a_genuinely_injected_body_is_not_injected_again(cuts: list[int], csp: bytes) -> None:
+    """Stacked middleware: what consentmw sent once passes it a second time unchanged,
+    single-message and streamed."""
+    for page in (PAGE % (b"<p>x</p>", b""), PAGE % (b"<p>x</p>", b"<!--/consentmw-->")):
+        once = through_mw(page, [], csp=csp)
+        assert through_mw(once, cuts, csp=csp) == once
+        assert through_mw(through_mw(page, cuts, csp=csp), [], csp=csp) == once

