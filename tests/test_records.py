@@ -105,10 +105,10 @@ async def test_500_concurrent_adds_lose_nothing(store: ReceiptStore) -> None:
 async def test_forget_deletes_only_that_visitor(store: ReceiptStore) -> None:
     for cid in ("alice", "alice", "bob"):
         await store.add(receipt(cid))
-    assert await store.forget("alice") == 2
+    assert (await store.forget("alice")).deleted == 2
     assert await store.for_consent_id("alice") == []
     assert len(await store.for_consent_id("bob")) == 1
-    assert await store.forget("alice") == 0
+    assert (await store.forget("alice")).deleted == 0
 
 
 async def test_purge_by_retention_with_injected_now(make_store: MakeStore) -> None:
@@ -126,20 +126,8 @@ async def test_purge_by_retention_with_injected_now(make_store: MakeStore) -> No
     assert len(await store.for_consent_id("new")) == 1
 
 
-async def test_legal_hold_flag_blocks_purge_and_says_so(
-    make_store: MakeStore, caplog: pytest.LogCaptureFixture
-) -> None:
-    store = make_store(legal_hold="case 2026-117")
-    await store.add(receipt("old", at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
-    with caplog.at_level(logging.WARNING, "consentmw.records"):
-        assert await store.purge() == 0
-        assert await store.purge(dry_run=True) == 0
-    assert "case 2026-117" in caplog.text
-    assert len(await store.for_consent_id("old")) == 1
-
-
-async def test_legal_hold_file_blocks_purge(
-    backend: str, make_store: MakeStore, tmp_path: Path
+async def test_legacy_legal_hold_file_stops_purge_and_says_how_to_convert(
+    backend: str, make_store: MakeStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # SQLite: the file sits next to the database; PostgreSQL: in a directory named in config.
     hold_dir = tmp_path / "db" if backend == "sqlite" else tmp_path / "holds"
@@ -147,8 +135,10 @@ async def test_legal_hold_file_blocks_purge(
     await store.add(receipt("old", at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
     hold_dir.mkdir(exist_ok=True)
     (hold_dir / "LEGAL_HOLD").write_text("police request 4711\n")
-    assert store.legal_hold_reason() == "police request 4711"
-    assert await store.purge() == 0
+    assert store.legacy_hold_file() == hold_dir / "LEGAL_HOLD"
+    with caplog.at_level(logging.ERROR, "consentmw.records"):
+        assert await store.purge() == 0
+    assert "records hold add" in caplog.text
     (hold_dir / "LEGAL_HOLD").unlink()
     assert await store.purge() == 1
 
@@ -176,7 +166,7 @@ async def test_sync_twins_and_export_stream(store: ReceiptStore) -> None:
     assert len(list(store.export_sync("alice"))) == 2
     assert len(store.for_consent_id_sync("alice")) == 2
     assert store.purge_sync(now=datetime(2027, 8, 1, tzinfo=timezone.utc), dry_run=True) == 1
-    assert store.forget_sync("alice") == 2
+    assert store.forget_sync("alice").deleted == 2
     assert [r.consent_id for r in store.export_sync()] == ["bob"]
 
 
@@ -280,7 +270,9 @@ async def test_read_only_store_keeps_what_it_has(backend: str, make_store: MakeS
         store = make_store(pg_settings={"default_transaction_read_only": "on"})
     await store.add(receipt("alice", action="withdraw"))
     assert store.failures == 1
-    assert [r.action for r in await store.for_consent_id("alice")] == ["accept_all"]
+    held = await store.for_consent_id("alice")  # the refused one waits in memory: shown
+    assert [(r.action, r.pending) for r in held] == [("accept_all", False), ("withdraw", True)]
+    assert held[1].id is None and held[1].to_dict()["pending"] is True
 
 
 async def test_forget_also_drops_receipts_waiting_for_retry(
@@ -292,7 +284,7 @@ async def test_forget_also_drops_receipts_waiting_for_retry(
         await store.add(receipt("alice"))
         await store.add(receipt("bob"))
         assert store.failures == 2
-    assert await store.forget("alice") == 1
+    assert (await store.forget("alice")).deleted == 1
     await store.close()  # flushes the pending bob receipt
     reopened = make_store()
     assert await reopened.for_consent_id("alice") == []
@@ -328,7 +320,7 @@ async def test_sqlite_file_and_directory_created_on_first_use_only(tmp_path: Pat
     assert path.exists()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(receipts)")}
     assert {"receipts_consent_id", "receipts_recorded_at"} <= indexes
     await store.close()
@@ -375,7 +367,7 @@ def test_sqlite_round_trips_any_text(
     r = receipt(text, at=at, granted=tuple(cats), browser=text, policy_version=text)
     store.add_sync(r)
     assert without_ids(store.for_consent_id_sync(text)) == [r]
-    assert store.forget_sync(text) == 1
+    assert store.forget_sync(text).deleted == 1
     store.close_sync()
 
 

@@ -77,14 +77,15 @@ def test_purge_dry_run_then_purge(url: str) -> None:
     assert len(cli("export", "--url", url).stdout.splitlines()) == 2
 
 
-def test_purge_respects_legal_hold_file(tmp_path: Path) -> None:
+def test_old_legal_hold_file_stops_purge_with_how_to_convert(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/receipts.db"
     store = open_store(url)
     store.add_sync(receipt("alice", at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
     store.close_sync()
     (tmp_path / "LEGAL_HOLD").write_text("litigation 12/2026")
     held = cli("purge", "--url", url)
-    assert held.returncode == 0 and "litigation 12/2026" in held.stdout
+    assert held.returncode == 1 and "nothing deleted" in held.stderr
+    assert "records hold add --case" in held.stderr
     assert len(cli("export", "--url", url).stdout.splitlines()) == 1
 
 
