@@ -6,8 +6,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import ExitStack
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,8 @@ from consentmw.records import (
     SQLiteReceiptStore,
     open_store,
 )
-from tests.records_support import BACKENDS, PG_URL, pg_schema, receipt, with_search_path
+from tests.records_support import BACKENDS, MakeStore, receipt, store_factory
 
-MakeStore = Callable[..., ReceiptStore]
 TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
 
 
@@ -37,26 +35,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def make_store(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore]:
     """Factory for stores of the current backend, all on one fresh database."""
-    stores: list[ReceiptStore] = []
-    with ExitStack() as stack:
-        schema = stack.enter_context(pg_schema()) if backend == "postgres" else ""
-
-        def make(*, timeout: float = 5.0, pg_settings: dict[str, str] | None = None, **kw: Any):
-            if backend == "sqlite":
-                store: ReceiptStore = SQLiteReceiptStore(
-                    tmp_path / "db" / "receipts.db", busy_timeout=timeout, **kw
-                )
-            else:
-                from consentmw.records.postgres import PostgresReceiptStore
-
-                url = with_search_path(PG_URL, schema, **(pg_settings or {}))
-                store = PostgresReceiptStore(url, timeout=timeout, **kw)
-            stores.append(store)
-            return store
-
+    async with store_factory(backend, tmp_path) as make:
         yield make
-        for store in stores:
-            await store.close()
 
 
 @pytest.fixture
