@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,6 +23,7 @@ from consentmw.records import (
     RecordsUnavailable,
     SQLiteReceiptStore,
     open_store,
+    redact_url,
 )
 from tests.records_support import BACKENDS, MakeStore, receipt, store_factory
 
@@ -398,3 +401,106 @@ def _pg_class() -> type:
     from consentmw.records.postgres import PostgresReceiptStore
 
     return PostgresReceiptStore
+
+
+# -- one visitor across policy versions, pending receipts, sync retries --------------------
+
+
+async def test_one_consent_id_across_policy_versions(store: ReceiptStore) -> None:
+    await store.add(receipt("alice", policy_version="1.07"))
+    await store.add(receipt("alice", policy_version="1.08", action="change"))
+    assert [r.policy_version for r in await store.for_consent_id("alice")] == ["1.07", "1.08"]
+    assert [r.policy_version for r in store.export_sync("alice")] == ["1.07", "1.08"]
+    assert (await store.forget("alice")).deleted == 2
+
+
+async def test_add_sync_retries_after_a_failure(backend: str, make_store: MakeStore) -> None:
+    store = make_store(timeout=0.2, retry_interval=0.1)
+    store.add_sync(receipt("before"))
+    with hold_write_lock(backend, store):
+        store.add_sync(receipt("during"))
+        assert store.failures == 1
+    (waiting,) = store.for_consent_id_sync("during")
+    assert waiting.pending or waiting.id is not None  # the retry may already have run
+    for _ in range(100):
+        stored = [r for r in store.for_consent_id_sync("during") if not r.pending]
+        if stored:
+            break
+        await asyncio.sleep(0.05)
+    assert len(stored) == 1 and stored[0].id is not None
+    assert len(store.for_consent_id_sync("during")) == 1  # listed once, as stored
+
+
+async def test_schema_1_store_is_upgraded_in_place(backend: str, make_store: MakeStore) -> None:
+    store = make_store()
+    if backend == "sqlite":
+        from consentmw.records.sqlite import _SCHEMA_V1, _to_row
+
+        assert isinstance(store, SQLiteReceiptStore)
+        store.path.parent.mkdir(parents=True)
+        with sqlite3.connect(store.path) as conn:
+            for sql in _SCHEMA_V1:
+                conn.execute(sql)
+            conn.execute("PRAGMA user_version = 1")
+            conn.execute(f"INSERT INTO receipts ({_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+                         _to_row(receipt("old")))  # fmt: skip
+    else:
+        import psycopg
+
+        from consentmw.records.postgres import _INSERT, _SCHEMA_V1
+        from consentmw.records.postgres import _to_row as pg_row
+
+        with psycopg.connect(store.url, autocommit=True) as conn:  # type: ignore[attr-defined]
+            for sql in _SCHEMA_V1:
+                conn.execute(sql)
+            conn.execute(_INSERT, pg_row(receipt("old")))
+    assert store.holds_sync() == []  # a schema-1 store has no holds table: nothing held
+    assert await store.purge(dry_run=True) == 0
+    await store.add(receipt("new"))
+    await store.add_texts("sha256:t", "en", "1", "{}")
+    assert [r.consent_id for r in store.export_sync()] == ["old", "new"]
+    assert store.texts_sync("sha256:t") is not None
+
+
+_COLUMNS = (
+    "consent_id, recorded_at, policy_version, banner_hash, granted, denied, "
+    "action, source, language, masked_ip, browser"
+)
+
+
+# -- hostile input and file permissions ---------------------------------------------------
+
+
+async def test_sqlite_files_are_private_from_the_start(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        store = SQLiteReceiptStore(tmp_path / "r.db")
+        await store.add(receipt("x"))
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("r.db*")}
+        await store.close()
+    finally:
+        os.umask(old)
+    assert set(modes) >= {"r.db", "r.db-wal", "r.db-shm"}
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_redact_url_hides_secrets_in_query_parameters() -> None:
+    for url in (
+        "postgresql://u@h/db?password=hunter2",
+        "postgresql://u@h/db?sslmode=require&PASSWORD=hunter2&x=1",
+        "postgresql://u@h/db?pass=hunter2",
+        "postgresql://u@h/db?pwd=hunter2;x=1",
+        "postgresql://u@h/db?secret=hunter2",
+        "postgresql://u@h/db?token=hunter2",
+        "postgresql://u@h/db?sslpassword=hunter2",
+        "postgresql://u@h/db?api_key=hunter2#frag",
+        "postgresql://u:hunter2@h/db",
+        "postgresql://u:hunter2@h:notaport/db",
+    ):
+        assert "hunter2" not in redact_url(url), url
+    assert redact_url("postgresql://u@h/db?sslmode=require") == (
+        "postgresql://u@h/db?sslmode=require"
+    )
+    assert redact_url("postgresql://u@h/db?password=x&a=1") == (
+        "postgresql://u@h/db?password=***&a=1"
+    )
