@@ -146,3 +146,40 @@ def test_changed_keys_names_items_not_lists() -> None:
            "texts": {"a": "1", "c": "3"}, "controller": "X"}  # fmt: skip
     assert changed_keys(old, new) == ["cookies._ga.lifetime", "texts.b", "texts.c"]
     assert changed_keys(old, old) == []
+
+
+async def test_lifespan_start_stores_texts_and_warns_of_a_silent_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import make_app
+
+    url = f"sqlite:///{tmp_path}/r.db"
+
+    async def run_lifespan(app: object, texts: int) -> None:
+        inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        sent: list[str] = []
+        for message in ("lifespan.startup", "lifespan.shutdown"):
+            await inbox.put({"type": message})
+
+        async def send(message: dict[str, str]) -> None:
+            sent.append(message["type"])
+            if message["type"] == "lifespan.startup.complete":
+                for _ in range(200):  # the check runs beside start-up, not before it
+                    if len(await store_texts()) == texts:
+                        break
+                    await asyncio.sleep(0.01)
+
+        await app({"type": "lifespan"}, inbox.get, send)  # type: ignore[operator]
+        assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+    async def store_texts() -> list[str]:
+        store = SQLiteReceiptStore(tmp_path / "r.db")
+        rows = await store.texts_for_version("1", "en") + await store.texts_for_version("1", "nb")
+        return [t.hash for t in rows]
+
+    await run_lifespan(make_app(records_url=url), 2)
+    assert len(await store_texts()) == 2
+    with caplog.at_level(logging.WARNING, "consentmw.records"):
+        await run_lifespan(make_app(records_url=url, controller="Other AS"), 4)
+    assert len(await store_texts()) == 4
+    assert "changed under the same policy_version '1' (changed: controller;" in caplog.text
