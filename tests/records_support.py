@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from consentmw.records import Receipt
+from consentmw.records import Receipt, ReceiptStore, SQLiteReceiptStore
+
+MakeStore = Callable[..., ReceiptStore]
 
 PG_ENV = "CONSENTMW_TEST_PG"
 PG_URL = os.environ.get(PG_ENV, "")
@@ -67,3 +71,30 @@ def pg_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@asynccontextmanager
+async def store_factory(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore]:
+    """Factory for stores of ``backend``, all on one fresh database; closed afterwards."""
+    stores: list[ReceiptStore] = []
+    with ExitStack() as stack:
+        schema = stack.enter_context(pg_schema()) if backend == "postgres" else ""
+
+        def make(*, timeout: float = 5.0, pg_settings: dict[str, str] | None = None, **kw: Any):
+            if backend == "sqlite":
+                store: ReceiptStore = SQLiteReceiptStore(
+                    tmp_path / "db" / "receipts.db", busy_timeout=timeout, **kw
+                )
+            else:
+                from consentmw.records.postgres import PostgresReceiptStore
+
+                url = with_search_path(PG_URL, schema, **(pg_settings or {}))
+                store = PostgresReceiptStore(url, timeout=timeout, **kw)
+            stores.append(store)
+            return store
+
+        try:
+            yield make
+        finally:
+            for store in stores:
+                await store.close()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import ExitStack
+import stat
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from consentmw.records import (
     RecordsUnavailable,
     SQLiteReceiptStore,
     open_store,
+    redact_url,
 )
-from tests.records_support import BACKENDS, PG_URL, pg_schema, receipt, with_search_path
+from tests.records_support import BACKENDS, MakeStore, receipt, store_factory
 
-MakeStore = Callable[..., ReceiptStore]
 TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
 
 
@@ -37,26 +38,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def make_store(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore]:
     """Factory for stores of the current backend, all on one fresh database."""
-    stores: list[ReceiptStore] = []
-    with ExitStack() as stack:
-        schema = stack.enter_context(pg_schema()) if backend == "postgres" else ""
-
-        def make(*, timeout: float = 5.0, pg_settings: dict[str, str] | None = None, **kw: Any):
-            if backend == "sqlite":
-                store: ReceiptStore = SQLiteReceiptStore(
-                    tmp_path / "db" / "receipts.db", busy_timeout=timeout, **kw
-                )
-            else:
-                from consentmw.records.postgres import PostgresReceiptStore
-
-                url = with_search_path(PG_URL, schema, **(pg_settings or {}))
-                store = PostgresReceiptStore(url, timeout=timeout, **kw)
-            stores.append(store)
-            return store
-
+    async with store_factory(backend, tmp_path) as make:
         yield make
-        for store in stores:
-            await store.close()
 
 
 @pytest.fixture
@@ -105,10 +88,10 @@ async def test_500_concurrent_adds_lose_nothing(store: ReceiptStore) -> None:
 async def test_forget_deletes_only_that_visitor(store: ReceiptStore) -> None:
     for cid in ("alice", "alice", "bob"):
         await store.add(receipt(cid))
-    assert await store.forget("alice") == 2
+    assert (await store.forget("alice")).deleted == 2
     assert await store.for_consent_id("alice") == []
     assert len(await store.for_consent_id("bob")) == 1
-    assert await store.forget("alice") == 0
+    assert (await store.forget("alice")).deleted == 0
 
 
 async def test_purge_by_retention_with_injected_now(make_store: MakeStore) -> None:
@@ -126,20 +109,8 @@ async def test_purge_by_retention_with_injected_now(make_store: MakeStore) -> No
     assert len(await store.for_consent_id("new")) == 1
 
 
-async def test_legal_hold_flag_blocks_purge_and_says_so(
-    make_store: MakeStore, caplog: pytest.LogCaptureFixture
-) -> None:
-    store = make_store(legal_hold="case 2026-117")
-    await store.add(receipt("old", at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
-    with caplog.at_level(logging.WARNING, "consentmw.records"):
-        assert await store.purge() == 0
-        assert await store.purge(dry_run=True) == 0
-    assert "case 2026-117" in caplog.text
-    assert len(await store.for_consent_id("old")) == 1
-
-
-async def test_legal_hold_file_blocks_purge(
-    backend: str, make_store: MakeStore, tmp_path: Path
+async def test_legacy_legal_hold_file_stops_purge_and_says_how_to_convert(
+    backend: str, make_store: MakeStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # SQLite: the file sits next to the database; PostgreSQL: in a directory named in config.
     hold_dir = tmp_path / "db" if backend == "sqlite" else tmp_path / "holds"
@@ -147,8 +118,10 @@ async def test_legal_hold_file_blocks_purge(
     await store.add(receipt("old", at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
     hold_dir.mkdir(exist_ok=True)
     (hold_dir / "LEGAL_HOLD").write_text("police request 4711\n")
-    assert store.legal_hold_reason() == "police request 4711"
-    assert await store.purge() == 0
+    assert store.legacy_hold_file() == hold_dir / "LEGAL_HOLD"
+    with caplog.at_level(logging.ERROR, "consentmw.records"):
+        assert await store.purge() == 0
+    assert "records hold add" in caplog.text
     (hold_dir / "LEGAL_HOLD").unlink()
     assert await store.purge() == 1
 
@@ -176,7 +149,7 @@ async def test_sync_twins_and_export_stream(store: ReceiptStore) -> None:
     assert len(list(store.export_sync("alice"))) == 2
     assert len(store.for_consent_id_sync("alice")) == 2
     assert store.purge_sync(now=datetime(2027, 8, 1, tzinfo=timezone.utc), dry_run=True) == 1
-    assert store.forget_sync("alice") == 2
+    assert store.forget_sync("alice").deleted == 2
     assert [r.consent_id for r in store.export_sync()] == ["bob"]
 
 
@@ -280,7 +253,9 @@ async def test_read_only_store_keeps_what_it_has(backend: str, make_store: MakeS
         store = make_store(pg_settings={"default_transaction_read_only": "on"})
     await store.add(receipt("alice", action="withdraw"))
     assert store.failures == 1
-    assert [r.action for r in await store.for_consent_id("alice")] == ["accept_all"]
+    held = await store.for_consent_id("alice")  # the refused one waits in memory: shown
+    assert [(r.action, r.pending) for r in held] == [("accept_all", False), ("withdraw", True)]
+    assert held[1].id is None and held[1].to_dict()["pending"] is True
 
 
 async def test_forget_also_drops_receipts_waiting_for_retry(
@@ -292,7 +267,7 @@ async def test_forget_also_drops_receipts_waiting_for_retry(
         await store.add(receipt("alice"))
         await store.add(receipt("bob"))
         assert store.failures == 2
-    assert await store.forget("alice") == 1
+    assert (await store.forget("alice")).deleted == 1
     await store.close()  # flushes the pending bob receipt
     reopened = make_store()
     assert await reopened.for_consent_id("alice") == []
@@ -328,7 +303,7 @@ async def test_sqlite_file_and_directory_created_on_first_use_only(tmp_path: Pat
     assert path.exists()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(receipts)")}
     assert {"receipts_consent_id", "receipts_recorded_at"} <= indexes
     await store.close()
@@ -375,7 +350,7 @@ def test_sqlite_round_trips_any_text(
     r = receipt(text, at=at, granted=tuple(cats), browser=text, policy_version=text)
     store.add_sync(r)
     assert without_ids(store.for_consent_id_sync(text)) == [r]
-    assert store.forget_sync(text) == 1
+    assert store.forget_sync(text).deleted == 1
     store.close_sync()
 
 
@@ -426,3 +401,106 @@ def _pg_class() -> type:
     from consentmw.records.postgres import PostgresReceiptStore
 
     return PostgresReceiptStore
+
+
+# -- one visitor across policy versions, pending receipts, sync retries --------------------
+
+
+async def test_one_consent_id_across_policy_versions(store: ReceiptStore) -> None:
+    await store.add(receipt("alice", policy_version="1.07"))
+    await store.add(receipt("alice", policy_version="1.08", action="change"))
+    assert [r.policy_version for r in await store.for_consent_id("alice")] == ["1.07", "1.08"]
+    assert [r.policy_version for r in store.export_sync("alice")] == ["1.07", "1.08"]
+    assert (await store.forget("alice")).deleted == 2
+
+
+async def test_add_sync_retries_after_a_failure(backend: str, make_store: MakeStore) -> None:
+    store = make_store(timeout=0.2, retry_interval=0.1)
+    store.add_sync(receipt("before"))
+    with hold_write_lock(backend, store):
+        store.add_sync(receipt("during"))
+        assert store.failures == 1
+    (waiting,) = store.for_consent_id_sync("during")
+    assert waiting.pending or waiting.id is not None  # the retry may already have run
+    for _ in range(100):
+        stored = [r for r in store.for_consent_id_sync("during") if not r.pending]
+        if stored:
+            break
+        await asyncio.sleep(0.05)
+    assert len(stored) == 1 and stored[0].id is not None
+    assert len(store.for_consent_id_sync("during")) == 1  # listed once, as stored
+
+
+async def test_schema_1_store_is_upgraded_in_place(backend: str, make_store: MakeStore) -> None:
+    store = make_store()
+    if backend == "sqlite":
+        from consentmw.records.sqlite import _SCHEMA_V1, _to_row
+
+        assert isinstance(store, SQLiteReceiptStore)
+        store.path.parent.mkdir(parents=True)
+        with sqlite3.connect(store.path) as conn:
+            for sql in _SCHEMA_V1:
+                conn.execute(sql)
+            conn.execute("PRAGMA user_version = 1")
+            conn.execute(f"INSERT INTO receipts ({_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+                         _to_row(receipt("old")))  # fmt: skip
+    else:
+        import psycopg
+
+        from consentmw.records.postgres import _INSERT, _SCHEMA_V1
+        from consentmw.records.postgres import _to_row as pg_row
+
+        with psycopg.connect(store.url, autocommit=True) as conn:  # type: ignore[attr-defined]
+            for sql in _SCHEMA_V1:
+                conn.execute(sql)
+            conn.execute(_INSERT, pg_row(receipt("old")))
+    assert store.holds_sync() == []  # a schema-1 store has no holds table: nothing held
+    assert await store.purge(dry_run=True) == 0
+    await store.add(receipt("new"))
+    await store.add_texts("sha256:t", "en", "1", "{}")
+    assert [r.consent_id for r in store.export_sync()] == ["old", "new"]
+    assert store.texts_sync("sha256:t") is not None
+
+
+_COLUMNS = (
+    "consent_id, recorded_at, policy_version, banner_hash, granted, denied, "
+    "action, source, language, masked_ip, browser"
+)
+
+
+# -- hostile input and file permissions ---------------------------------------------------
+
+
+async def test_sqlite_files_are_private_from_the_start(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        store = SQLiteReceiptStore(tmp_path / "r.db")
+        await store.add(receipt("x"))
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("r.db*")}
+        await store.close()
+    finally:
+        os.umask(old)
+    assert set(modes) >= {"r.db", "r.db-wal", "r.db-shm"}
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_redact_url_hides_secrets_in_query_parameters() -> None:
+    for url in (
+        "postgresql://u@h/db?password=hunter2",
+        "postgresql://u@h/db?sslmode=require&PASSWORD=hunter2&x=1",
+        "postgresql://u@h/db?pass=hunter2",
+        "postgresql://u@h/db?pwd=hunter2;x=1",
+        "postgresql://u@h/db?secret=hunter2",
+        "postgresql://u@h/db?token=hunter2",
+        "postgresql://u@h/db?sslpassword=hunter2",
+        "postgresql://u@h/db?api_key=hunter2#frag",
+        "postgresql://u:hunter2@h/db",
+        "postgresql://u:hunter2@h:notaport/db",
+    ):
+        assert "hunter2" not in redact_url(url), url
+    assert redact_url("postgresql://u@h/db?sslmode=require") == (
+        "postgresql://u@h/db?sslmode=require"
+    )
+    assert redact_url("postgresql://u@h/db?password=x&a=1") == (
+        "postgresql://u@h/db?password=***&a=1"
+    )

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from consentmw.records import open_store
+from consentmw.records import Hold, open_store
 from tests.records_support import BACKENDS, PG_URL, pg_schema, receipt, with_search_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,14 +77,15 @@ def test_purge_dry_run_then_purge(url: str) -> None:
     assert len(cli("export", "--url", url).stdout.splitlines()) == 2
 
 
-def test_purge_respects_legal_hold_file(tmp_path: Path) -> None:
+def test_old_legal_hold_file_stops_purge_with_how_to_convert(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/receipts.db"
     store = open_store(url)
     store.add_sync(receipt("alice", at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
     store.close_sync()
     (tmp_path / "LEGAL_HOLD").write_text("litigation 12/2026")
     held = cli("purge", "--url", url)
-    assert held.returncode == 0 and "litigation 12/2026" in held.stdout
+    assert held.returncode == 1 and "nothing deleted" in held.stderr
+    assert "records hold add --case" in held.stderr
     assert len(cli("export", "--url", url).stdout.splitlines()) == 1
 
 
@@ -97,3 +98,68 @@ def test_bad_input_gives_clear_errors(tmp_path: Path) -> None:
     down = cli("show", "--url", "postgresql://nobody@127.0.0.1:1/x", "--consent-id", "x")
     assert down.returncode == 1 and "unavailable" in down.stderr
     assert not (tmp_path / "r.db").exists()  # reading never creates a database
+
+
+def test_show_prints_the_exact_texts_of_each_receipt(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/receipts.db"
+    store = open_store(url)
+    material = json.dumps({"controller": "Front Information AS", "texts": {"intro": "Hei"}})
+    store.add_texts_sync("sha256:t1", "nb", "1.07", material)
+    store.add_sync(receipt("alice", banner_hash="sha256:t1"))
+    store.add_sync(receipt("alice", banner_hash="sha256:t1", action="withdraw", granted=(),
+                           denied=("analytics",)))  # fmt: skip
+    store.add_sync(receipt("alice", banner_hash="sha256:gone"))
+    store.close_sync()
+    shown = cli("show", "alice", "--url", url)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count('"controller": "Front Information AS"') == 1
+    assert '"intro": "Hei"' in shown.stdout
+    assert "texts:   as shown with #1 above" in shown.stdout
+    assert "texts:   not stored" in shown.stdout
+    assert cli("show", "--url", url).returncode == 2
+
+
+def test_hold_add_list_forget_release(url: str) -> None:
+    add = cli("hold", "add", "--url", url, "--case", "Suit 12", "--consent-id", "alice",
+              "--from", "2019-12-31", "--to", "2020-01-01", "--review", "2099-01-01")  # fmt: skip
+    assert add.returncode == 0, add.stderr
+    assert "1 consent id(s) within receipts from 2019-12-31 to 2020-01-01" in add.stdout
+    listed = cli("hold", "list", "--url", url)
+    assert "Suit 12:" in listed.stdout and "review 2099-01-01" in listed.stdout
+    forgot = cli("forget", "--url", url, "--consent-id", "alice")
+    assert "deleted 1 receipts" in forgot.stdout
+    assert "kept 1 receipts under legal hold: Suit 12 (1, review 2099-01-01)" in forgot.stdout
+    assert "would delete 0 receipts" in cli("purge", "--url", url, "--dry-run").stdout
+    again = cli("hold", "add", "--url", url, "--case", "Suit 12", "--consent-id", "x",
+                "--review", "2099-01-01")  # fmt: skip
+    assert again.returncode == 2 and "exists already" in again.stderr
+    released = cli("hold", "release", "--url", url, "Suit 12")
+    assert released.returncode == 0 and "released" in released.stdout
+    assert cli("hold", "release", "--url", url, "Suit 12").returncode == 1
+    assert "deleted 1 receipts" in cli("purge", "--url", url).stdout
+
+
+def test_hold_add_refuses_bad_input(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/r.db"
+    for args, message in [
+        (["--review", "2099-01-01"], "consent ids, a time range, or both"),
+        (["--consent-id", "a", "--review", "2020-01-01"], "in the past"),
+        (["--consent-id", "a", "--review", "soon"], "must be a date"),
+        (["--from", "2021-01-01", "--to", "2020-01-01", "--review", "2099-01-01"], "--from"),
+    ]:
+        done = cli("hold", "add", "--url", url, "--case", "A", *args)
+        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_overdue_review_is_shown_and_the_hold_stays(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/r.db"
+    store = open_store(url)
+    store.add_sync(receipt("alice", at=datetime(2020, 1, 1, tzinfo=timezone.utc)))
+    store.add_hold_sync(Hold(case="Old", review=date(2021, 1, 1), consent_ids=("alice",)))
+    store.close_sync()
+    listed = cli("hold", "list", "--url", url)
+    assert "REVIEW OVERDUE" in listed.stdout and "due for review on 2021-01-01" in listed.stderr
+    purged = cli("purge", "--url", url)
+    assert "deleted 0 receipts" in purged.stdout and "due for review" in purged.stderr
+    assert len(cli("export", "--url", url).stdout.splitlines()) == 1

@@ -142,3 +142,26 @@ async def test_pages_link_to_what_is_held(tmp_path: Path) -> None:
         html = (await c.get("/_consent/preferences?lang=en")).text
         assert 'href="/_consent/me?lang=en"' in html
         assert "See what we hold about your choices" in html
+
+
+async def test_me_lists_a_receipt_still_waiting_for_the_store(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "r.db"
+    app = make_app(records_url=f"sqlite:///{db}")
+    app.receipts.store.busy_timeout = 0.1  # type: ignore[union-attr]
+    app.receipts.store.retry_interval = 30  # type: ignore[union-attr]
+    async with client(app) as c:
+        await c.post("/_consent", data={"action": "reject_all"})
+        lock = sqlite3.connect(db, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")  # a backup or migration holding the write lock
+        try:
+            await c.post("/_consent", data={"action": "accept_all"})
+            me = (await c.get("/_consent/me", headers={"Accept": "application/json"})).json()
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+    assert [(r["action"], r["pending"]) for r in me["receipts"]] == [
+        ("reject_all", False),
+        ("accept_all", True),
+    ]

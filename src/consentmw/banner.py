@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timezone, tzinfo
 from functools import lru_cache
 from html import escape
@@ -394,8 +394,17 @@ class Banner:
         }
 
     def text_hash(self, lang: str) -> str:
-        """Fingerprint of the texts and categories shown, stored in each receipt."""
-        return _text_hash(self, lang)
+        """Fingerprint of everything the visitor read, stored in each receipt."""
+        return _shown_texts(self, lang)[0]
+
+    def shown_texts(self, lang: str) -> tuple[str, str]:
+        """``(hash, canonical JSON)`` of everything a visitor reads in ``lang``.
+
+        The JSON is what the receipt store keeps once per hash, so a receipt can show the
+        exact texts, categories, cookie declarations, controller and privacy-policy link
+        the decision was made on; the hash is the SHA-256 of exactly these bytes.
+        """
+        return _shown_texts(self, lang)
 
     # -- the snippet ---------------------------------------------------------------------
     def snippet_parts(
@@ -475,20 +484,42 @@ def _cookie_rows(specs: Iterable[CookieSpec], lang: str, us: str) -> list[dict[s
     return rows
 
 
-@lru_cache(maxsize=16)
-def _text_hash(banner: Banner, lang: str) -> str:
+def text_material(banner: Banner, lang: str) -> dict[str, Any]:
+    """Everything the visitor reads in ``lang``, as plain data (see ``shown_texts``)."""
     cfg = banner.config
-    material: Mapping[str, Any] = {
-        "texts": banner.texts[lang],
+    texts = banner.texts[lang]
+    return {
+        "language": lang,
         "policy_version": cfg.policy_version,
+        "texts": texts,
         "categories": [
-            [c.name, c.text("label", lang), c.text("description", lang), c.required]
+            {
+                "name": c.name,
+                "label": c.text("label", lang),
+                "description": c.text("description", lang),
+                "required": c.required,
+            }
             for c in cfg.registry.categories
         ],
         "cookies": [
-            [s.name, s.category, s.provider, s.text("purpose", lang), s.text("lifetime", lang)]
+            {
+                "name": s.name,
+                "category": s.category,
+                "provider": texts["first_party"] if s.provider == FIRST_PARTY else s.provider,
+                "purpose": s.text("purpose", lang),
+                "lifetime": s.text("lifetime", lang),
+                "third_party": s.third_party,
+            }
             for s in cfg.registry.cookies
         ],
+        "controller": cfg.controller,
+        "privacy_policy_url": cfg.privacy_policy_url,
     }
-    blob = json.dumps(material, sort_keys=True, ensure_ascii=False).encode()
-    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+@lru_cache(maxsize=16)
+def _shown_texts(banner: Banner, lang: str) -> tuple[str, str]:
+    material = json.dumps(
+        text_material(banner, lang), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest(), material

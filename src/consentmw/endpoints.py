@@ -210,7 +210,7 @@ class Endpoints:
         deleted = 0
         if store is not None and ctx.state.consent_id:
             try:
-                deleted = await store.forget(ctx.state.consent_id)
+                deleted = (await store.forget(ctx.state.consent_id)).deleted
             except RecordsUnavailable as exc:
                 raise HTTPError(503, "consent records are unavailable right now") from exc
         cleared = ConsentState(policy_version=self.config.policy_version)
@@ -245,7 +245,10 @@ class Endpoints:
             raise HTTPError(415, "send application/x-www-form-urlencoded or application/json")
         new_state = self.new_state(ctx.state, action, categories)
         headers = self.decision_headers(ctx, new_state)
-        await self.mw.receipts.record(ctx, ctx.state, new_state, action, source)
+        lang = ctx.language or self.mw.language(ctx)
+        await self.mw.receipts.record(
+            ctx.scope, ctx.headers, lang, ctx.state, new_state, action, source
+        )
         if next_path is None:
             response: Response = JSONResponse(self.state_json(new_state), headers=NO_STORE)
         else:

@@ -114,7 +114,7 @@ class ConsentMiddleware:
         self._cookies: dict[bytes, tuple[ConsentState | None, float, bool]] = {}
         self._signals = config.honour_privacy_signals
         self._language_of = functools.lru_cache(maxsize=512)(choose_language)
-        self.receipts = ReceiptWriter(self)
+        self.receipts = ReceiptWriter.from_config(config, self.banner.shown_texts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -268,7 +268,10 @@ class ConsentMiddleware:
                     *message["headers"],
                     (b"set-cookie", self.consent_cookie(ctx, ctx.state)),
                 ]
-                await self.receipts.record(ctx, None, ctx.state, "reject_all", "signal")
+                lang = ctx.language or self.language(ctx)
+                await self.receipts.record(
+                    ctx.scope, ctx.headers, lang, None, ctx.state, "reject_all", "signal"
+                )
             await send(message)
 
         return wrapped

@@ -7,6 +7,7 @@ PostgreSQL (one database shared by a fleet behind a load balancer).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,16 +19,22 @@ from consentmw.records.base import (
     RecordsUnavailable,
     purge_periodically,
 )
+from consentmw.records.holds import ForgetResult, HeldBy, Hold
 from consentmw.records.sqlite import SQLiteReceiptStore
+from consentmw.records.texts import StoredTexts
 
 __all__ = [
     "ACTIONS",
     "DEFAULT_RECORDS_URL",
     "SOURCES",
+    "ForgetResult",
+    "HeldBy",
+    "Hold",
     "Receipt",
     "ReceiptStore",
     "RecordsUnavailable",
     "SQLiteReceiptStore",
+    "StoredTexts",
     "open_store",
     "purge_periodically",
     "redact_url",
@@ -40,12 +47,23 @@ _ACCEPTED = (
 )
 
 
+# libpq and most drivers also take secrets as query parameters (?password=...).
+_SECRET_PARAMS = re.compile(
+    r"(?i)(?<=[?&;])(password|pass|pwd|secret|token|sslpassword|api_key|apikey)=[^&;#]*"
+)
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its password, for error messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` without its password (user info or query parameter), for errors and logs."""
+    url = _SECRET_PARAMS.sub(r"\1=***", url)
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # unparsable: hide everything that could be user info
+        return re.sub(r"//[^/?#]*@", "//***@", url)
+    if password is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    parts = urlsplit(url)
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
 
 
@@ -53,13 +71,13 @@ def open_store(
     url: str,
     *,
     retention_months: int = 18,
-    legal_hold: bool | str = False,
     legal_hold_dir: str | os.PathLike[str] | None = None,
 ) -> ReceiptStore:
     """Build the store for ``records_url``; nothing is opened or created until first use.
 
-    A ``LEGAL_HOLD`` file in the SQLite file's directory (or in ``legal_hold_dir``)
-    suspends purging, like ``legal_hold=True`` or ``legal_hold="reason"`` does.
+    Legal holds live in the store (``consentmw records hold add``). A ``LEGAL_HOLD`` file
+    from before, in the SQLite file's directory or in ``legal_hold_dir``, stops every
+    purge with an error saying how to convert it.
     """
     if not isinstance(url, str):
         raise ValueError(f"records_url must be a string: {_ACCEPTED}, got {url!r}")
@@ -73,7 +91,6 @@ def open_store(
         return SQLiteReceiptStore(
             Path(path),
             retention_months=retention_months,
-            legal_hold=legal_hold,
             legal_hold_dir=legal_hold_dir,
         )
     if url.startswith(("postgresql://", "postgres://")):
@@ -87,7 +104,6 @@ def open_store(
         return PostgresReceiptStore(
             url,
             retention_months=retention_months,
-            legal_hold=legal_hold,
             legal_hold_dir=legal_hold_dir,
         )
     raise ValueError(f"records_url must be {_ACCEPTED}; got {redact_url(url)!r}")

@@ -12,19 +12,23 @@ import abc
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from consentmw.retention import legal_hold_reason, months_before, validate_retention_months
+from consentmw.records.holds import ForgetResult, Hold
+from consentmw.records.texts import StoredTexts
+from consentmw.retention import LEGAL_HOLD_FILE, months_before, validate_retention_months
 
 logger = logging.getLogger("consentmw.records")
 
-ACTIONS = frozenset({"accept_all", "reject_all", "save", "withdraw", "signal"})
-"""Decision kinds: ``save`` covers custom choices and later changes; ``signal`` is a
-refusal derived from Sec-GPC/DNT the first time it is applied."""
+ACTIONS = frozenset({"accept_all", "reject_all", "save", "withdraw", "change", "signal"})
+"""Decision kinds: ``save`` is a first custom choice, ``change`` a later one that refuses
+nothing granted before, ``withdraw`` any decision that refuses something granted before;
+``signal`` is a refusal derived from Sec-GPC/DNT the first time it is applied (see
+:func:`consentmw.receipts.derive_action`)."""
 SOURCES = frozenset({"banner", "preferences", "api", "signal"})
 """Where the decision came from: the banner, the settings page, the JS API, a signal."""
 
@@ -55,6 +59,8 @@ class Receipt:
     masked_ip: str
     browser: str
     id: int | None = None
+    #: True for a receipt still waiting in memory for the store to accept it (not stored yet).
+    pending: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.consent_id, str) or not self.consent_id:
@@ -94,9 +100,27 @@ class Receipt:
         values["denied"] = tuple(values["denied"])
         return cls(**values)
 
+    def content(self) -> Receipt:
+        """This receipt without its storage facts (id, pending): equal for the same decision."""
+        return replace(self, id=None, pending=False)
+
+
+def with_pending(stored: list[Receipt], pending: Iterable[Receipt]) -> list[Receipt]:
+    """``stored`` followed by the receipts still waiting for a retry, marked ``pending``.
+
+    The pending list is read before the database, so a receipt committed in between shows
+    up in both: it is listed once, as stored.
+    """
+    seen = {r.content() for r in stored}
+    waiting = [replace(r, pending=True) for r in pending if r.content() not in seen]
+    return stored + sorted(waiting, key=lambda r: r.recorded_at)
+
 
 class ReceiptStore(abc.ABC):
     """Where receipts live. ``add`` never raises: a broken store must not break consent.
+
+    Shown texts (``add_texts``) take the same path as receipts: queued, written in the
+    same transaction as the receipts beside them, retried.
 
     Failures of ``add`` are logged once per kind (locked, disk full, read-only, ...) on the
     ``consentmw.records`` logger and counted in :attr:`failures`; the receipt is kept in
@@ -112,14 +136,12 @@ class ReceiptStore(abc.ABC):
         self,
         *,
         retention_months: int,
-        legal_hold: bool | str,
         legal_hold_dirs: tuple[Path, ...],
         description: str,
     ) -> None:
         self.retention_months = validate_retention_months(
             retention_months, "records_retention_months"
         )
-        self.legal_hold = legal_hold
         self.legal_hold_dirs = legal_hold_dirs
         self.description = description
         self.failures = 0
@@ -136,16 +158,27 @@ class ReceiptStore(abc.ABC):
         """Store ``receipt`` durably before returning; on failure log, count, retry later."""
 
     @abc.abstractmethod
-    async def for_consent_id(self, consent_id: str) -> list[Receipt]:
-        """All stored receipts of one visitor, oldest first (empty after a purge)."""
+    async def add_texts(
+        self, text_hash: str, language: str, policy_version: str, material: str
+    ) -> None:
+        """Store the texts behind ``text_hash`` (idempotent); never raises, like ``add``."""
 
     @abc.abstractmethod
-    async def forget(self, consent_id: str) -> int:
-        """Delete every receipt of one visitor (right to erasure); return how many."""
+    async def texts_for_version(self, policy_version: str, language: str) -> list[StoredTexts]:
+        """Every stored text of one policy version and language, oldest first."""
+
+    @abc.abstractmethod
+    async def for_consent_id(self, consent_id: str) -> list[Receipt]:
+        """All receipts of one visitor, every policy version, oldest first (empty after a
+        purge); receipts still waiting for a retry come last, marked ``pending``."""
+
+    @abc.abstractmethod
+    async def forget(self, consent_id: str) -> ForgetResult:
+        """Delete one visitor's receipts (right to erasure) except those under a legal hold."""
 
     @abc.abstractmethod
     async def purge(self, *, now: datetime | None = None, dry_run: bool = False) -> int:
-        """Delete receipts older than the retention; 0 (and a log line) under a legal hold."""
+        """Delete receipts older than the retention, except held ones; return how many."""
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -157,10 +190,19 @@ class ReceiptStore(abc.ABC):
     def add_sync(self, receipt: Receipt) -> None: ...
 
     @abc.abstractmethod
+    def add_texts_sync(
+        self, text_hash: str, language: str, policy_version: str, material: str
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def texts_sync(self, text_hash: str) -> StoredTexts | None:
+        """The stored texts of one hash, or ``None``."""
+
+    @abc.abstractmethod
     def for_consent_id_sync(self, consent_id: str) -> list[Receipt]: ...
 
     @abc.abstractmethod
-    def forget_sync(self, consent_id: str) -> int: ...
+    def forget_sync(self, consent_id: str) -> ForgetResult: ...
 
     @abc.abstractmethod
     def purge_sync(self, *, now: datetime | None = None, dry_run: bool = False) -> int: ...
@@ -172,14 +214,29 @@ class ReceiptStore(abc.ABC):
     @abc.abstractmethod
     def close_sync(self) -> None: ...
 
+    # -- legal holds (operator side: the CLI) -----------------------------------------
+
+    @abc.abstractmethod
+    def add_hold_sync(self, hold: Hold) -> None:
+        """Store a new hold; ``ValueError`` if a hold of that case exists already."""
+
+    @abc.abstractmethod
+    def holds_sync(self) -> list[Hold]:
+        """Every hold in force, oldest first."""
+
+    @abc.abstractmethod
+    def release_hold_sync(self, case: str) -> bool:
+        """End the hold of ``case``; ``False`` if there was none."""
+
     # -- shared rules -----------------------------------------------------------------
 
-    def legal_hold_reason(self) -> str | None:
-        """Why purging is suspended (config flag or a ``LEGAL_HOLD`` file), else ``None``."""
-        reason = legal_hold_reason(None, self.legal_hold)
+    def legacy_hold_file(self) -> Path | None:
+        """A ``LEGAL_HOLD`` file from before holds lived in the store, if one is there."""
         for directory in self.legal_hold_dirs:
-            reason = reason or legal_hold_reason(directory)
-        return reason
+            path = directory / LEGAL_HOLD_FILE
+            if path.exists():
+                return path
+        return None
 
     def purge_cutoff(self, now: datetime | None = None) -> datetime:
         """Receipts recorded before this instant are past the retention period."""
@@ -189,12 +246,21 @@ class ReceiptStore(abc.ABC):
         return months_before(now.astimezone(timezone.utc), self.retention_months)
 
     def _purge_blocked(self) -> bool:
-        reason = self.legal_hold_reason()
-        if reason:
-            logger.warning(
-                "receipt purge skipped for %s: legal hold (%s)", self.description, reason
-            )
-        return reason is not None
+        """A legacy hold file stops the purge: it is unscoped, so it must be converted.
+
+        Deleting nothing is the safe reading of a hold the store cannot scope.
+        """
+        path = self.legacy_hold_file()
+        if path is not None:
+            text = legacy_hold_text(path)
+            logger.error("receipt purge skipped for %s: %s", self.description, text)
+        return path is not None
+
+    def _warn_review(self, holds: Iterable[Hold], now: datetime | None = None) -> None:
+        today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+        for hold in holds:
+            if hold.review_passed(today):
+                logger.warning("receipt store %s: %s", self.description, hold.review_warning())
 
     def _note_failure(self, kind: str, exc: BaseException, count: int = 1) -> None:
         """Count a failed write; log only the first failure of each kind until recovery."""
@@ -222,6 +288,14 @@ class ReceiptStore(abc.ABC):
                 ", ".join(kinds),
                 self.failures,
             )
+
+
+def legacy_hold_text(path: Path) -> str:
+    return (
+        f"{path} is an unscoped legal hold file; receipt holds now live in the store with a "
+        "case, a scope and a review date: run `consentmw records hold add --case NAME "
+        "[--consent-id ID ...] [--from DATE] [--to DATE] --review DATE`, then remove the file"
+    )
 
 
 async def purge_periodically(store: ReceiptStore, *, every_seconds: float = 6 * 3600) -> None:

@@ -1,8 +1,10 @@
-"""``consentmw records show|export|forget|purge``: the operator's side of visitor rights.
+"""``consentmw records show|export|forget|purge|hold``: the operator's side of visitor rights.
 
 Access and erasure requests also arrive by e-mail; the visitor quotes the consent id
 shown on /_consent/me, and the operator answers with these commands. Export writes JSON
 lines (one receipt per line) so large stores stream instead of loading into memory.
+``hold`` adds, lists and releases legal holds: held receipts are neither purged nor
+forgotten until the hold is released, whatever its review date says.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import json
 import os
 import sys
 from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from consentmw.records import DEFAULT_RECORDS_URL, RecordsUnavailable, open_store
-from consentmw.records.base import ReceiptStore
+from consentmw.records.base import ReceiptStore, legacy_hold_text
+from consentmw.records.holds import Hold, day_start, parse_day
 from consentmw.retention import DEFAULT_RETENTION_MONTHS, validate_retention_months
 
 URL_ENV = "CONSENTMW_RECORDS_URL"
@@ -30,8 +34,8 @@ def register_cli(subparsers: Any) -> None:
     )
     sub = records.add_subparsers(dest="records_command", metavar="COMMAND", required=True)
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help, description=help)
+    def command(name: str, help: str, parent: Any = sub) -> argparse.ArgumentParser:
+        parser = parent.add_parser(name, help=help, description=help)
         parser.add_argument(
             "--url",
             default=os.environ.get(URL_ENV) or DEFAULT_RECORDS_URL,
@@ -45,8 +49,9 @@ def register_cli(subparsers: Any) -> None:
         )
         return parser
 
-    show = command("show", "print every receipt held for one consent id")
-    show.add_argument("--consent-id", required=True)
+    show = command("show", "print every receipt held for one consent id, with the texts shown")
+    show.add_argument("consent_id_arg", nargs="?", metavar="CONSENT_ID")
+    show.add_argument("--consent-id", help="the consent id (same as CONSENT_ID)")
     show.set_defaults(func=_show)
 
     export = command("export", "write receipts as JSON lines (all, or one consent id)")
@@ -54,17 +59,39 @@ def register_cli(subparsers: Any) -> None:
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
     export.set_defaults(func=_export)
 
-    forget = command("forget", "delete every receipt of one consent id (erasure request)")
+    forget = command("forget", "delete the receipts of one consent id, except held ones")
     forget.add_argument("--consent-id", required=True)
     forget.set_defaults(func=_forget)
 
-    purge = command("purge", "delete receipts older than the retention period")
+    purge = command("purge", "delete receipts older than the retention period, except held ones")
     purge.add_argument("--dry-run", action="store_true", help="only count what would go")
     purge.add_argument(
         "--legal-hold-dir",
-        help="also honour a LEGAL_HOLD file in this directory (needed for PostgreSQL)",
+        help="also look for an old LEGAL_HOLD file in this directory (it stops the purge)",
     )
     purge.set_defaults(func=_purge)
+
+    hold = sub.add_parser(
+        "hold",
+        help="add, list or release legal holds",
+        description="Legal holds: receipts a case needs are neither purged nor forgotten.",
+    )
+    holds = hold.add_subparsers(dest="hold_command", metavar="COMMAND", required=True)
+    add = command("add", "hold receipts for a case until released", holds)
+    add.add_argument("--case", required=True, help="the case's name or reference")
+    add.add_argument(
+        "--consent-id", action="append", default=[], help="a consent id to hold (repeatable)"
+    )
+    add.add_argument("--from", dest="start", help="hold receipts from this day (UTC)")
+    add.add_argument("--to", dest="end", help="hold receipts until this day, inclusive (UTC)")
+    add.add_argument(
+        "--review", required=True, help="the day to review the hold (it does not end then)"
+    )
+    add.set_defaults(func=_hold_add)
+    command("list", "list the holds in force", holds).set_defaults(func=_hold_list)
+    release = command("release", "end the hold of one case", holds)
+    release.add_argument("case", metavar="CASE")
+    release.set_defaults(func=_hold_release)
 
 
 def _open(args: argparse.Namespace) -> ReceiptStore:
@@ -91,18 +118,36 @@ def _run(args: argparse.Namespace, action: Any) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    consent_id = args.consent_id or args.consent_id_arg
+    if not consent_id:
+        print("consentmw records show: give a CONSENT_ID", file=sys.stderr)
+        return 2
+
     def action(store: ReceiptStore) -> int:
-        receipts = store.for_consent_id_sync(args.consent_id)
+        receipts = store.for_consent_id_sync(consent_id)
         if not receipts:
-            print(f"no receipts held for consent id {args.consent_id} in {store.description}")
+            print(f"no receipts held for consent id {consent_id} in {store.description}")
+        shown: dict[str, str] = {}
         for r in receipts:
+            number = f"#{r.id}" if r.id is not None else "(pending: not stored yet)"
             print(
-                f"#{r.id} {r.recorded_at.isoformat()} {r.action} via {r.source} "
+                f"{number} {r.recorded_at.isoformat()} {r.action} via {r.source} "
                 f"(policy {r.policy_version}, banner {r.banner_hash}, language {r.language})\n"
                 f"    granted: {', '.join(r.granted) or '-'}\n"
                 f"    denied:  {', '.join(r.denied) or '-'}\n"
                 f"    from:    {r.masked_ip} ({r.browser})"
             )
+            if r.banner_hash in shown:
+                print(f"    texts:   as shown with {shown[r.banner_hash]} above")
+                continue
+            shown[r.banner_hash] = number
+            texts = store.texts_sync(r.banner_hash)
+            if texts is None:
+                print("    texts:   not stored (recorded before texts were kept)")
+                continue
+            print(f"    texts:   first shown {texts.first_seen.isoformat()}, exactly:")
+            body = json.dumps(texts.data(), indent=2, ensure_ascii=False, sort_keys=True)
+            print("\n".join("      " + line for line in body.splitlines()))
         return 0
 
     return _run(args, action)
@@ -126,8 +171,14 @@ def _export(args: argparse.Namespace) -> int:
 
 def _forget(args: argparse.Namespace) -> int:
     def action(store: ReceiptStore) -> int:
-        count = store.forget_sync(args.consent_id)
-        print(f"deleted {count} receipts for consent id {args.consent_id}")
+        result = store.forget_sync(args.consent_id)
+        print(f"deleted {result.deleted} receipts for consent id {args.consent_id}")
+        if result.kept:
+            cases = "; ".join(
+                f"{h.case} ({h.count}, review {h.review.isoformat()})" for h in result.holds
+            )
+            print(f"kept {result.kept} receipts under legal hold: {cases}")
+            _warn_reviews(store)
         return 0
 
     return _run(args, action)
@@ -135,17 +186,83 @@ def _forget(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     def action(store: ReceiptStore) -> int:
-        reason = store.legal_hold_reason()
-        if reason:
-            print(f"legal hold: nothing deleted ({reason})")
-            return 0
+        legacy = store.legacy_hold_file()
+        if legacy is not None:
+            text = legacy_hold_text(legacy)
+            print(f"consentmw records: nothing deleted: {text}", file=sys.stderr)
+            return 1
+        holds = _warn_reviews(store)
         cutoff = store.purge_cutoff().isoformat()
         count = store.purge_sync(dry_run=args.dry_run)
         verb = "would delete" if args.dry_run else "deleted"
         print(f"{verb} {count} receipts recorded before {cutoff}")
+        if holds:
+            print(f"held receipts are kept: {', '.join(h.case for h in holds)}")
         return 0
 
     return _run(args, action)
+
+
+def _hold_add(args: argparse.Namespace) -> int:
+    try:
+        review = parse_day(args.review, "--review")
+        start = day_start(parse_day(args.start, "--from")) if args.start else None
+        end = day_start(parse_day(args.end, "--to") + timedelta(days=1)) if args.end else None
+        if review < datetime.now(timezone.utc).date():
+            raise ValueError(f"--review {review.isoformat()} is in the past")
+        hold = Hold(case=args.case, review=review, consent_ids=tuple(args.consent_id),
+                    start=start, end=end)  # fmt: skip
+    except ValueError as exc:
+        print(f"consentmw records hold add: {exc}", file=sys.stderr)
+        return 2
+
+    def action(store: ReceiptStore) -> int:
+        try:
+            store.add_hold_sync(hold)
+        except ValueError as exc:
+            print(f"consentmw records hold add: {exc}", file=sys.stderr)
+            return 2
+        print(f"legal hold {hold.case!r} added: {hold.scope()}, review {review.isoformat()}")
+        return 0
+
+    return _run(args, action)
+
+
+def _hold_list(args: argparse.Namespace) -> int:
+    def action(store: ReceiptStore) -> int:
+        holds = store.holds_sync()
+        if not holds:
+            print(f"no legal holds in {store.description}")
+        for h in holds:
+            overdue = "  REVIEW OVERDUE" if h.review_passed() else ""
+            print(
+                f"{h.case}: {h.scope()}; review {h.review.isoformat()}{overdue}; "
+                f"added {h.created_at.isoformat(timespec='seconds')}"
+            )
+        _warn_reviews(store, holds)
+        return 0
+
+    return _run(args, action)
+
+
+def _hold_release(args: argparse.Namespace) -> int:
+    def action(store: ReceiptStore) -> int:
+        if not store.release_hold_sync(args.case):
+            print(f"consentmw records: no legal hold for case {args.case!r}", file=sys.stderr)
+            return 1
+        print(f"legal hold {args.case!r} released; its receipts follow the retention again")
+        return 0
+
+    return _run(args, action)
+
+
+def _warn_reviews(store: ReceiptStore, holds: list[Hold] | None = None) -> list[Hold]:
+    """Print a warning for each hold past its review date; return the holds."""
+    holds = store.holds_sync() if holds is None else holds
+    for h in holds:
+        if h.review_passed():
+            print(f"warning: {h.review_warning()}", file=sys.stderr)
+    return holds
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,16 +4,18 @@ The consent cookie makes the middleware stateless; this database is the one shar
 psycopg 3 with an ``AsyncConnectionPool`` opened lazily on first use, so constructing the
 middleware (or importing the app) does not need the database to be up. Same schema and
 semantics as the SQLite store: append-only (a trigger refuses UPDATE), failures of ``add``
-logged once per kind, counted and retried. The sync twins (for the CLI) use plain
-short-lived connections, because a pool belongs to the event loop that opened it.
+logged once per kind, counted and retried (the sync ``add_sync`` by a retry thread, the
+async ``add`` by a task). The sync twins (for the CLI) use plain short-lived connections,
+because a pool belongs to the event loop that opened it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
-from datetime import datetime
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,21 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from consentmw.records.base import Receipt, ReceiptStore, RecordsUnavailable, logger
+from consentmw.records.base import (
+    Receipt,
+    ReceiptStore,
+    RecordsUnavailable,
+    logger,
+    with_pending,
+)
+from consentmw.records.holds import ForgetResult, HeldBy, Hold
+from consentmw.records.texts import StoredTexts
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _TABLE = "consentmw_receipts"
-_SCHEMA = (
+_TEXTS = "consentmw_texts"
+_HOLDS = "consentmw_holds"
+_SCHEMA_V1 = (
     f"""CREATE TABLE {_TABLE} (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         consent_id text NOT NULL,
@@ -47,7 +59,44 @@ _SCHEMA = (
     f"""CREATE TRIGGER {_TABLE}_append_only BEFORE UPDATE ON {_TABLE}
         FOR EACH ROW EXECUTE FUNCTION {_TABLE}_append_only()""",
     "CREATE TABLE IF NOT EXISTS consentmw_schema (component text PRIMARY KEY, version int)",
-    f"INSERT INTO consentmw_schema VALUES ('receipts', {SCHEMA_VERSION})",
+    "INSERT INTO consentmw_schema VALUES ('receipts', 1)",
+)
+_SCHEMA_V2 = (
+    f"""CREATE TABLE {_TEXTS} (
+        hash text PRIMARY KEY,
+        language text NOT NULL,
+        policy_version text NOT NULL,
+        material text NOT NULL,
+        first_seen timestamptz NOT NULL
+    )""",
+    f"CREATE INDEX {_TEXTS}_version ON {_TEXTS} (policy_version, language)",
+    f"""CREATE FUNCTION {_TEXTS}_append_only() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'shown texts are append-only'; END $$""",
+    f"""CREATE TRIGGER {_TEXTS}_append_only BEFORE UPDATE ON {_TEXTS}
+        FOR EACH ROW EXECUTE FUNCTION {_TEXTS}_append_only()""",
+    f"""CREATE TABLE {_HOLDS} (
+        case_name text PRIMARY KEY,
+        consent_ids text[] NOT NULL,  -- empty: every consent id
+        held_from timestamptz,        -- inclusive; NULL: open
+        held_until timestamptz,       -- exclusive
+        review date NOT NULL,
+        created_at timestamptz NOT NULL
+    )""",
+    "UPDATE consentmw_schema SET version = 2 WHERE component = 'receipts'",
+)
+_STEPS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# Whether hold h covers receipt r.
+_COVERS = (
+    "(cardinality(h.consent_ids) = 0 OR r.consent_id = ANY(h.consent_ids)) "
+    "AND (h.held_from IS NULL OR r.recorded_at >= h.held_from) "
+    "AND (h.held_until IS NULL OR r.recorded_at < h.held_until)"
+)
+_HELD = f"EXISTS (SELECT 1 FROM {_HOLDS} AS h WHERE {_COVERS})"
+_HOLD_COLUMNS = "case_name, consent_ids, held_from, held_until, review, created_at"
+_TEXT_COLUMNS = "hash, language, policy_version, material, first_seen"
+_INSERT_TEXTS = (
+    f"INSERT INTO {_TEXTS} ({_TEXT_COLUMNS}) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT (hash) DO NOTHING"
 )
 # One advisory lock id for "migrating the receipt schema", so a fleet starting at once
 # does not race on CREATE TABLE.
@@ -83,6 +132,20 @@ def _from_row(row: tuple[Any, ...]) -> Receipt:
     return Receipt(*row[1:], id=row[0])
 
 
+def _hold_row(h: Hold) -> tuple[Any, ...]:
+    return (h.case, list(h.consent_ids), h.start, h.end, h.review, h.created_at)
+
+
+def _hold_from_row(row: tuple[Any, ...]) -> Hold:
+    return Hold(
+        case=row[0], consent_ids=tuple(row[1]), start=row[2], end=row[3], review=row[4],
+        created_at=row[5],
+    )  # fmt: skip
+
+
+TextsRow = tuple[str, str, str, str, datetime]
+
+
 def failure_kind(exc: BaseException) -> str:
     """A short name for what went wrong, so each kind is logged once, not per request."""
     if isinstance(exc, psycopg.errors.LockNotAvailable):
@@ -100,6 +163,46 @@ def failure_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+_FORGET_COUNTS = (
+    f"SELECT h.case_name, h.review, count(*) FROM {_TABLE} AS r JOIN {_HOLDS} AS h "
+    f"ON {_COVERS} WHERE r.consent_id = %s GROUP BY h.case_name, h.review"
+)
+_FORGET = f"DELETE FROM {_TABLE} AS r WHERE r.consent_id = %s AND NOT {_HELD}"
+_KEPT = f"SELECT count(*) FROM {_TABLE} WHERE consent_id = %s"
+_PURGE = f"DELETE FROM {_TABLE} AS r WHERE r.recorded_at < %s AND NOT {_HELD}"
+_PURGEABLE = f"SELECT count(*) FROM {_TABLE} AS r WHERE r.recorded_at < %s AND NOT {_HELD}"
+_PAST_RETENTION = f"SELECT count(*) FROM {_TABLE} WHERE recorded_at < %s"
+_HOLDS_SELECT = f"SELECT {_HOLD_COLUMNS} FROM {_HOLDS} ORDER BY created_at, case_name"
+_TEXTS_SELECT = f"SELECT {_TEXT_COLUMNS} FROM {_TEXTS}"
+
+
+def _forget_result(
+    deleted: int, kept: int, counts: dict[str, int], holds: Sequence[Hold]
+) -> ForgetResult:
+    reviews = {h.case: h.review for h in holds}
+    held_by = tuple(HeldBy(case, reviews[case], n) for case, n in sorted(counts.items()))
+    return ForgetResult(deleted=deleted, kept=kept, holds=held_by)
+
+
+def _split_waiting(
+    waiting: list[Receipt], consent_id: str, holds: Sequence[Hold], counts: dict[str, int]
+) -> tuple[list[Receipt], int, int]:
+    """Receipts still in memory after forgetting ``consent_id``, and how many went/stayed."""
+    keep: list[Receipt] = []
+    deleted = kept = 0
+    for r in waiting:
+        covering = [h.case for h in holds if h.covers(r.consent_id, r.recorded_at)]
+        if r.consent_id == consent_id:
+            if not covering:
+                deleted += 1
+                continue
+            kept += 1
+            for case in covering:
+                counts[case] = counts.get(case, 0) + 1
+        keep.append(r)
+    return keep, deleted, kept
+
+
 class PostgresReceiptStore(ReceiptStore):
     """Receipts in table ``consentmw_receipts`` (first schema on the search_path)."""
 
@@ -108,7 +211,6 @@ class PostgresReceiptStore(ReceiptStore):
         url: str,
         *,
         retention_months: int = 18,
-        legal_hold: bool | str = False,
         legal_hold_dir: str | os.PathLike[str] | None = None,
         timeout: float = 5.0,
         max_connections: int = 10,
@@ -118,7 +220,6 @@ class PostgresReceiptStore(ReceiptStore):
 
         super().__init__(
             retention_months=retention_months,
-            legal_hold=legal_hold,
             legal_hold_dirs=(Path(legal_hold_dir),) if legal_hold_dir is not None else (),
             description=redact_url(url),
         )
@@ -130,16 +231,33 @@ class PostgresReceiptStore(ReceiptStore):
         self._init: asyncio.Task[None] | None = None
         self._schema_ready = False
         self._pending: list[Receipt] = []
+        self._texts_pending: dict[str, TextsRow] = {}
         self._retry_task: asyncio.Task[None] | None = None
-        self._queue: list[tuple[Receipt, asyncio.Future[None]]] = []
+        self._queue: list[tuple[Receipt | None, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        # The sync twins' own retry buffer, written by a thread (no event loop there).
+        self._sync_lock = threading.Lock()
+        self._sync_pending: list[Receipt] = []
+        self._sync_texts: dict[str, TextsRow] = {}
+        self._sync_retry: threading.Thread | None = None
+        self._sync_stop = threading.Event()
 
     # -- async API ------------------------------------------------------------------
 
     async def add(self, receipt: Receipt) -> None:
         if not isinstance(receipt, Receipt):
             raise TypeError(f"add() takes a Receipt, not {type(receipt).__name__}")
+        await self._enqueue(receipt)
+
+    async def add_texts(
+        self, text_hash: str, language: str, policy_version: str, material: str
+    ) -> None:
+        row = (text_hash, language, policy_version, material, datetime.now(timezone.utc))
+        self._texts_pending.setdefault(text_hash, row)
+        await self._enqueue(None)  # written with the next batch of receipts
+
+    async def _enqueue(self, receipt: Receipt | None) -> None:
         if self._closed:
             self._note_failure("closed", RecordsUnavailable("store closed"))
             return
@@ -156,75 +274,126 @@ class PostgresReceiptStore(ReceiptStore):
     async def _flush(self) -> None:
         while self._queue:
             items, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
-            batch, self._pending = [*self._pending, *(r for r, _ in items)], []
-            await self._write(batch, fresh=len(items))
+            fresh = [r for r, _ in items if r is not None]
+            batch, self._pending = [*self._pending, *fresh], []
+            await self._write(batch, fresh=len(fresh))
             for _, done in items:
                 if not done.done():
                     done.set_result(None)
 
     async def _write(self, batch: list[Receipt], fresh: int) -> None:
+        texts = dict(self._texts_pending)
         try:
             pool = await self._get_pool()
             async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                await cur.executemany(_INSERT, [_to_row(r) for r in batch])
+                if texts:
+                    await cur.executemany(_INSERT_TEXTS, list(texts.values()))
+                if batch:
+                    await cur.executemany(_INSERT, [_to_row(r) for r in batch])
         except Exception as exc:
             self._note_failure(failure_kind(exc), exc, count=fresh)
             self._pending = [*batch, *self._pending][-self.max_pending :]
             if self._retry_task is None or self._retry_task.done():
                 self._retry_task = asyncio.get_running_loop().create_task(self._retry())
         else:
+            for text_hash in texts:
+                self._texts_pending.pop(text_hash, None)
             self._note_success()
 
     async def _retry(self) -> None:
         """Write the receipts a failing database refused, once it comes back."""
-        while self._pending and not self._closed:
+        while (self._pending or self._texts_pending) and not self._closed:
             await asyncio.sleep(self.retry_interval)
-            if self._pending:
+            if self._pending or self._texts_pending:
                 batch, self._pending = self._pending, []
                 await self._write(batch, fresh=0)
 
+    async def texts_for_version(self, policy_version: str, language: str) -> list[StoredTexts]:
+        sql = f"{_TEXTS_SELECT} WHERE policy_version = %s AND language = %s ORDER BY first_seen"
+        try:
+            pool = await self._get_pool()
+            async with pool.connection() as conn:
+                cur = await conn.execute(sql, [policy_version, language])
+                return [StoredTexts(*row) for row in await cur.fetchall()]
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
     async def for_consent_id(self, consent_id: str) -> list[Receipt]:
+        waiting = self._waiting(consent_id)  # read before the database: see with_pending
         try:
             pool = await self._get_pool()
             async with pool.connection() as conn:
                 cur = await conn.execute(
                     f"{_SELECT} WHERE consent_id = %s ORDER BY id", [consent_id]
                 )
-                return [_from_row(row) for row in await cur.fetchall()]
+                stored = [_from_row(row) for row in await cur.fetchall()]
         except Exception as exc:
             raise self._unavailable(exc) from exc
+        return with_pending(stored, waiting)
 
-    async def forget(self, consent_id: str) -> int:
-        held = len(self._pending) + len(self._queue)
-        self._pending = [r for r in self._pending if r.consent_id != consent_id]
-        for r, done in self._queue:
-            if r.consent_id == consent_id and not done.done():
-                done.set_result(None)
-        self._queue = [(r, done) for r, done in self._queue if r.consent_id != consent_id]
+    async def forget(self, consent_id: str) -> ForgetResult:
         try:
             pool = await self._get_pool()
             async with pool.connection() as conn:
-                cur = await conn.execute(
-                    f"DELETE FROM {_TABLE} WHERE consent_id = %s", [consent_id]
-                )
-                return held - len(self._pending) - len(self._queue) + cur.rowcount
+                cur = await conn.execute(_HOLDS_SELECT)
+                holds = [_hold_from_row(row) for row in await cur.fetchall()]
+                counts: dict[str, int] = {}
+                deleted, kept = self._forget_waiting(consent_id, holds, counts)
+                async with conn.transaction():
+                    cur = await conn.execute(_FORGET_COUNTS, [consent_id])
+                    for case, _, count in await cur.fetchall():
+                        counts[case] = counts.get(case, 0) + count
+                    deleted += (await conn.execute(_FORGET, [consent_id])).rowcount
+                    cur = await conn.execute(_KEPT, [consent_id])
+                    kept += (await cur.fetchone() or (0,))[0]
         except Exception as exc:
             raise self._unavailable(exc) from exc
+        return _forget_result(deleted, kept, counts, holds)
+
+    def _forget_waiting(
+        self, consent_id: str, holds: Sequence[Hold], counts: dict[str, int]
+    ) -> tuple[int, int]:
+        """Drop the visitor's unheld receipts from every in-memory buffer (no await inside)."""
+        self._pending, deleted, kept = _split_waiting(self._pending, consent_id, holds, counts)
+        queued = [r for r, _ in self._queue if r is not None]
+        still, gone, held = _split_waiting(queued, consent_id, holds, counts)
+        deleted, kept = deleted + gone, kept + held
+        keep_ids = {id(r) for r in still}
+        for r, done in self._queue:
+            if r is not None and id(r) not in keep_ids and not done.done():
+                done.set_result(None)
+        self._queue = [(r, d) for r, d in self._queue if r is None or id(r) in keep_ids]
+        with self._sync_lock:
+            self._sync_pending, gone, held = _split_waiting(
+                self._sync_pending, consent_id, holds, counts
+            )
+        return deleted + gone, kept + held
 
     async def purge(self, *, now: datetime | None = None, dry_run: bool = False) -> int:
         cutoff = self.purge_cutoff(now)
         if self._purge_blocked():
             return 0
-        sql = f"{'SELECT count(*)' if dry_run else 'DELETE'} FROM {_TABLE} WHERE recorded_at < %s"
         try:
             pool = await self._get_pool()
             async with pool.connection() as conn:
-                cur = await conn.execute(sql, [cutoff])
-                count = (await cur.fetchone() or (0,))[0] if dry_run else cur.rowcount
+                cur = await conn.execute(_HOLDS_SELECT)
+                self._warn_review([_hold_from_row(row) for row in await cur.fetchall()], now)
+                if dry_run:
+                    cur = await conn.execute(_PURGEABLE, [cutoff])
+                    return (await cur.fetchone() or (0,))[0]
+                async with conn.transaction():
+                    count = (await conn.execute(_PURGE, [cutoff])).rowcount
+                    cur = await conn.execute(_PAST_RETENTION, [cutoff])
+                    held = (await cur.fetchone() or (0,))[0]
         except Exception as exc:
             raise self._unavailable(exc) from exc
-        if not dry_run:
-            logger.info("purged %d receipts recorded before %s from %s", count, cutoff, self)
+        logger.info(
+            "purged %d receipts recorded before %s from %s (%d kept under legal holds)",
+            count,
+            cutoff,
+            self,
+            held,
+        )
         return count
 
     async def close(self) -> None:
@@ -232,7 +401,7 @@ class PostgresReceiptStore(ReceiptStore):
             await self._flusher
         if self._retry_task is not None:
             self._retry_task.cancel()
-        if self._pending and self._pool is not None:
+        if (self._pending or self._texts_pending) and self._pool is not None:
             batch, self._pending = self._pending, []
             await self._write(batch, fresh=0)
         if self._pending:
@@ -245,6 +414,7 @@ class PostgresReceiptStore(ReceiptStore):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        await asyncio.to_thread(self.close_sync)
 
     async def _get_pool(self) -> AsyncConnectionPool:
         """The pool, opened and the schema checked on first use (one attempt at a time)."""
@@ -287,13 +457,19 @@ class PostgresReceiptStore(ReceiptStore):
         # A table lock held elsewhere must not hold the visitor's request for long.
         await conn.execute(f"SET lock_timeout = {int(self.timeout * 1000)}")
 
-    # -- sync twins (CLI) -------------------------------------------------------------
+    def _waiting(self, consent_id: str) -> list[Receipt]:
+        with self._sync_lock:
+            waiting = [*self._pending, *self._sync_pending]
+        return [r for r in waiting if r.consent_id == consent_id]
+
+    # -- sync twins (CLI, scripts) -----------------------------------------------------
 
     def _connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
         try:
             conn = psycopg.connect(
                 self.url, autocommit=autocommit, connect_timeout=max(1, round(self.timeout))
             )
+            conn.execute(f"SET lock_timeout = {int(self.timeout * 1000)}")
             with conn.transaction():
                 conn.execute(_MIGRATION_LOCK)
                 version = 0
@@ -306,14 +482,81 @@ class PostgresReceiptStore(ReceiptStore):
         return conn
 
     def add_sync(self, receipt: Receipt) -> None:
+        if not isinstance(receipt, Receipt):
+            raise TypeError(f"add() takes a Receipt, not {type(receipt).__name__}")
+        self._add_sync(receipt)
+
+    def add_texts_sync(
+        self, text_hash: str, language: str, policy_version: str, material: str
+    ) -> None:
+        with self._sync_lock:
+            row = (text_hash, language, policy_version, material, datetime.now(timezone.utc))
+            self._sync_texts.setdefault(text_hash, row)
+        self._add_sync(None)
+
+    def _add_sync(self, receipt: Receipt | None) -> None:
+        """Write ``receipt`` with whatever waits for a retry; on failure keep it, retry later."""
+        if self._closed:
+            self._note_failure("closed", RecordsUnavailable("store closed"))
+            return
+        with self._sync_lock:
+            if receipt is not None:
+                self._sync_pending.append(receipt)
+                overflow = len(self._sync_pending) - self.max_pending
+                if overflow > 0:
+                    del self._sync_pending[:overflow]
+        if not self._write_sync(fresh=1 if receipt is not None else 0):
+            self._start_sync_retry()
+
+    def _write_sync(self, fresh: int) -> bool:
+        with self._sync_lock:
+            batch, texts = list(self._sync_pending), dict(self._sync_texts)
+        if not batch and not texts:
+            return True
+        try:
+            with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
+                if texts:
+                    cur.executemany(_INSERT_TEXTS, list(texts.values()))
+                if batch:
+                    cur.executemany(_INSERT, [_to_row(r) for r in batch])
+        except Exception as exc:
+            self._note_failure(failure_kind(exc.__cause__ or exc), exc, count=fresh)
+            return False
+        with self._sync_lock:
+            written = {id(r) for r in batch}
+            self._sync_pending = [r for r in self._sync_pending if id(r) not in written]
+            for text_hash in texts:
+                self._sync_texts.pop(text_hash, None)
+        self._note_success()
+        return True
+
+    def _start_sync_retry(self) -> None:
+        with self._sync_lock:
+            if self._sync_retry is not None and self._sync_retry.is_alive():
+                return
+            self._sync_retry = threading.Thread(
+                target=self._sync_retry_loop, name="consentmw-receipts-retry", daemon=True
+            )
+            self._sync_retry.start()
+
+    def _sync_retry_loop(self) -> None:
+        while not self._sync_stop.wait(self.retry_interval):
+            if self._write_sync(fresh=0):
+                with self._sync_lock:
+                    if not self._sync_pending and not self._sync_texts:
+                        return
+
+    def texts_sync(self, text_hash: str) -> StoredTexts | None:
         try:
             with self._connect() as conn:
-                conn.execute(_INSERT, _to_row(receipt))
-        except Exception as exc:
-            self._note_failure(failure_kind(exc), exc)
+                row = conn.execute(f"{_TEXTS_SELECT} WHERE hash = %s", [text_hash]).fetchone()
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        return StoredTexts(*row) if row else None
 
     def for_consent_id_sync(self, consent_id: str) -> list[Receipt]:
-        return list(self.export_sync(consent_id))
+        waiting = self._waiting(consent_id)
+        return with_pending(list(self.export_sync(consent_id)), waiting)
 
     def export_sync(self, consent_id: str | None = None) -> Iterator[Receipt]:
         where, params = ("WHERE consent_id = %s", [consent_id]) if consent_id else ("", [])
@@ -328,13 +571,23 @@ class PostgresReceiptStore(ReceiptStore):
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
 
-    def forget_sync(self, consent_id: str) -> int:
+    def forget_sync(self, consent_id: str) -> ForgetResult:
         try:
             with self._connect() as conn:
-                sql = f"DELETE FROM {_TABLE} WHERE consent_id = %s"
-                return conn.execute(sql, [consent_id]).rowcount
+                holds = [_hold_from_row(row) for row in conn.execute(_HOLDS_SELECT)]
+                counts: dict[str, int] = {}
+                with self._sync_lock:
+                    self._sync_pending, deleted, kept = _split_waiting(
+                        self._sync_pending, consent_id, holds, counts
+                    )
+                with conn.transaction():
+                    for case, _, count in conn.execute(_FORGET_COUNTS, [consent_id]):
+                        counts[case] = counts.get(case, 0) + count
+                    deleted += conn.execute(_FORGET, [consent_id]).rowcount
+                    kept += (conn.execute(_KEPT, [consent_id]).fetchone() or (0,))[0]
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
+        return _forget_result(deleted, kept, counts, holds)
 
     def purge_sync(self, *, now: datetime | None = None, dry_run: bool = False) -> int:
         cutoff = self.purge_cutoff(now)
@@ -342,28 +595,71 @@ class PostgresReceiptStore(ReceiptStore):
             return 0
         try:
             with self._connect() as conn:
+                self._warn_review([_hold_from_row(row) for row in conn.execute(_HOLDS_SELECT)], now)
                 if dry_run:
-                    sql = f"SELECT count(*) FROM {_TABLE} WHERE recorded_at < %s"
-                    return (conn.execute(sql, [cutoff]).fetchone() or (0,))[0]
-                sql = f"DELETE FROM {_TABLE} WHERE recorded_at < %s"
-                count = conn.execute(sql, [cutoff]).rowcount
+                    return (conn.execute(_PURGEABLE, [cutoff]).fetchone() or (0,))[0]
+                with conn.transaction():
+                    count = conn.execute(_PURGE, [cutoff]).rowcount
+                    held = (conn.execute(_PAST_RETENTION, [cutoff]).fetchone() or (0,))[0]
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
-        logger.info("purged %d receipts recorded before %s from %s", count, cutoff, self)
+        logger.info(
+            "purged %d receipts recorded before %s from %s (%d kept under legal holds)",
+            count,
+            cutoff,
+            self,
+            held,
+        )
         return count
 
+    def add_hold_sync(self, hold: Hold) -> None:
+        sql = f"INSERT INTO {_HOLDS} ({_HOLD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+        try:
+            with self._connect() as conn:
+                conn.execute(sql, _hold_row(hold))
+        except psycopg.errors.UniqueViolation:
+            raise ValueError(f"a hold for case {hold.case!r} exists already") from None
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def holds_sync(self) -> list[Hold]:
+        try:
+            with self._connect() as conn:
+                return [_hold_from_row(row) for row in conn.execute(_HOLDS_SELECT)]
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def release_hold_sync(self, case: str) -> bool:
+        try:
+            with self._connect() as conn:
+                sql = f"DELETE FROM {_HOLDS} WHERE case_name = %s"
+                return conn.execute(sql, [case]).rowcount > 0
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
     def close_sync(self) -> None:
-        """Nothing to release: the sync twins hold no connection between calls."""
+        """Stop the retry thread after one last attempt; no connection is held otherwise."""
+        self._sync_stop.set()
+        thread = self._sync_retry
+        if thread is not None:
+            thread.join()
+        self._closed = True
+        if not self._write_sync(fresh=0):
+            logger.error(
+                "receipt store %s closed with %d receipts that could not be written",
+                self.description,
+                len(self._sync_pending),
+            )
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _migration(self, version: int) -> tuple[str, ...]:
+    def _migration(self, version: int) -> list[str]:
         if version > SCHEMA_VERSION:
             raise RecordsUnavailable(
                 f"{self.description} holds receipts in schema version {version}, newer than "
                 f"this consentmw understands ({SCHEMA_VERSION}): upgrade consentmw"
             )
-        return _SCHEMA if version == 0 else ()
+        return [sql for step in range(version + 1, SCHEMA_VERSION + 1) for sql in _STEPS[step]]
 
     def _unavailable(self, exc: BaseException) -> RecordsUnavailable:
         if isinstance(exc, RecordsUnavailable):

@@ -10,7 +10,12 @@ Design, and why:
   survive a power cut, not just a process crash (NORMAL may lose the last commits).
 * Reads open a short-lived connection each (WAL readers never block the writer), in
   ``mode=rw`` so reading a path that holds no database never creates one.
-* Append-only is enforced by the schema itself: a trigger aborts any UPDATE.
+* Append-only is enforced by the schema itself: a trigger aborts any UPDATE (receipts
+  and shown texts alike).
+* The file is created 0600 before SQLite opens it: receipts are personal data, and SQLite
+  gives its -wal and -shm files the database file's permissions.
+* Legal holds are a table beside the receipts, and the purge and erasure statements
+  exclude held receipts in SQL, so a hold added meanwhile cannot be raced past.
 """
 
 from __future__ import annotations
@@ -25,16 +30,18 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from consentmw.records.base import Receipt, ReceiptStore, RecordsUnavailable
+from consentmw.records.base import Receipt, ReceiptStore, RecordsUnavailable, with_pending
+from consentmw.records.holds import ForgetResult, HeldBy, Hold
+from consentmw.records.texts import StoredTexts
 
 logger = logging.getLogger("consentmw.records")
 
-SCHEMA_VERSION = 1
-_SCHEMA = (
+SCHEMA_VERSION = 2
+_SCHEMA_V1 = (
     """CREATE TABLE receipts (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         consent_id TEXT NOT NULL,
@@ -54,11 +61,43 @@ _SCHEMA = (
     """CREATE TRIGGER receipts_append_only BEFORE UPDATE ON receipts
        BEGIN SELECT RAISE(ABORT, 'consent receipts are append-only'); END""",
 )
+_SCHEMA_V2 = (
+    """CREATE TABLE texts (
+        hash TEXT PRIMARY KEY,
+        language TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        material TEXT NOT NULL,      -- canonical JSON of everything the visitor read
+        first_seen TEXT NOT NULL
+    )""",
+    "CREATE INDEX texts_version ON texts (policy_version, language)",
+    """CREATE TRIGGER texts_append_only BEFORE UPDATE ON texts
+       BEGIN SELECT RAISE(ABORT, 'shown texts are append-only'); END""",
+    """CREATE TABLE holds (
+        case_name TEXT PRIMARY KEY,
+        consent_ids TEXT NOT NULL,   -- JSON array; empty: every consent id
+        held_from TEXT,              -- inclusive, same format as recorded_at; NULL: open
+        held_until TEXT,             -- exclusive
+        review TEXT NOT NULL,        -- YYYY-MM-DD
+        created_at TEXT NOT NULL
+    )""",
+)
+_STEPS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# Whether hold h covers receipt r (both aliases must be in scope).
+_COVERS = (
+    "(h.consent_ids = '[]' OR r.consent_id IN (SELECT value FROM json_each(h.consent_ids))) "
+    "AND (h.held_from IS NULL OR r.recorded_at >= h.held_from) "
+    "AND (h.held_until IS NULL OR r.recorded_at < h.held_until)"
+)
+_HELD = f"EXISTS (SELECT 1 FROM holds AS h WHERE {_COVERS})"
+_HOLD_COLUMNS = "case_name, consent_ids, held_from, held_until, review, created_at"
+_TEXT_COLUMNS = "hash, language, policy_version, material, first_seen"
 _COLUMNS = (
     "consent_id, recorded_at, policy_version, banner_hash, granted, denied, "
     "action, source, language, masked_ip, browser"
 )
 _INSERT = f"INSERT INTO receipts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_TEXTS = f"INSERT OR IGNORE INTO texts ({_TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+_QUEUED = ("add", "texts")  # jobs that never raise: logged, counted and retried
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _BATCH = 1000
 
@@ -83,11 +122,41 @@ def _to_row(r: Receipt) -> tuple[str, ...]:
     )
 
 
+def _hold_row(h: Hold) -> tuple[str | None, ...]:
+    return (
+        h.case,
+        json.dumps(list(h.consent_ids)),
+        _time_text(h.start) if h.start else None,
+        _time_text(h.end) if h.end else None,
+        h.review.isoformat(),
+        _time_text(h.created_at),
+    )
+
+
+def _hold_from_row(row: tuple[Any, ...]) -> Hold:
+    return Hold(
+        case=row[0],
+        consent_ids=tuple(json.loads(row[1])),
+        start=_parse_time(row[2]) if row[2] else None,
+        end=_parse_time(row[3]) if row[3] else None,
+        review=date.fromisoformat(row[4]),
+        created_at=_parse_time(row[5]),
+    )
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def _texts_from_row(row: tuple[Any, ...]) -> StoredTexts:
+    return StoredTexts(*row[:4], first_seen=_parse_time(row[4]))
+
+
 def _from_row(row: tuple[Any, ...]) -> Receipt:
     return Receipt(
         id=row[0],
         consent_id=row[1],
-        recorded_at=datetime.strptime(row[2], _TIME_FORMAT).replace(tzinfo=timezone.utc),
+        recorded_at=_parse_time(row[2]),
         policy_version=row[3],
         banner_hash=row[4],
         granted=tuple(json.loads(row[5])),
@@ -146,7 +215,6 @@ class SQLiteReceiptStore(ReceiptStore):
         path: str | os.PathLike[str],
         *,
         retention_months: int = 18,
-        legal_hold: bool | str = False,
         legal_hold_dir: str | os.PathLike[str] | None = None,
         busy_timeout: float = 5.0,
         retry_interval: float = 1.0,
@@ -155,7 +223,6 @@ class SQLiteReceiptStore(ReceiptStore):
         dirs = (Path(legal_hold_dir),) if legal_hold_dir is not None else ()
         super().__init__(
             retention_months=retention_months,
-            legal_hold=legal_hold,
             legal_hold_dirs=(*dirs, self.path.parent),
             description=f"sqlite:///{self.path}",
         )
@@ -170,6 +237,7 @@ class SQLiteReceiptStore(ReceiptStore):
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None
         self._pending: list[Receipt] = []
+        self._texts_pending: dict[str, tuple[str, str, str, str, str]] = {}
 
     # -- public API -----------------------------------------------------------------
 
@@ -184,21 +252,49 @@ class SQLiteReceiptStore(ReceiptStore):
         if fut is not None:
             fut.result()
 
+    async def add_texts(
+        self, text_hash: str, language: str, policy_version: str, material: str
+    ) -> None:
+        fut = self._submit("texts", (text_hash, language, policy_version, material))
+        if fut is not None:
+            await asyncio.shield(asyncio.wrap_future(fut))
+
+    def add_texts_sync(
+        self, text_hash: str, language: str, policy_version: str, material: str
+    ) -> None:
+        fut = self._submit("texts", (text_hash, language, policy_version, material))
+        if fut is not None:
+            fut.result()
+
+    async def texts_for_version(self, policy_version: str, language: str) -> list[StoredTexts]:
+        sql = f"SELECT {_TEXT_COLUMNS} FROM texts WHERE policy_version = ? AND language = ?"
+        rows = await asyncio.to_thread(
+            lambda: list(self._read(f"{sql} ORDER BY first_seen", (policy_version, language), 2))
+        )
+        return [_texts_from_row(row) for row in rows]
+
+    def texts_sync(self, text_hash: str) -> StoredTexts | None:
+        sql = f"SELECT {_TEXT_COLUMNS} FROM texts WHERE hash = ?"
+        row = next(iter(self._read(sql, (text_hash,), 2)), None)
+        return _texts_from_row(row) if row else None
+
     async def for_consent_id(self, consent_id: str) -> list[Receipt]:
         return await asyncio.to_thread(self.for_consent_id_sync, consent_id)
 
     def for_consent_id_sync(self, consent_id: str) -> list[Receipt]:
-        return list(self._select("WHERE consent_id = ?", (consent_id,)))
+        waiting = [r for r in self._pending if r.consent_id == consent_id]  # read first
+        stored = list(self._select("WHERE consent_id = ?", (consent_id,)))
+        return with_pending(stored, waiting)
 
     def export_sync(self, consent_id: str | None = None) -> Iterator[Receipt]:
         if consent_id is None:
             return self._select("", ())
         return self._select("WHERE consent_id = ?", (consent_id,))
 
-    async def forget(self, consent_id: str) -> int:
+    async def forget(self, consent_id: str) -> ForgetResult:
         return await asyncio.wrap_future(self._submit_or_raise("forget", consent_id))
 
-    def forget_sync(self, consent_id: str) -> int:
+    def forget_sync(self, consent_id: str) -> ForgetResult:
         return self._submit_or_raise("forget", consent_id).result()
 
     async def purge(self, *, now: datetime | None = None, dry_run: bool = False) -> int:
@@ -208,11 +304,28 @@ class SQLiteReceiptStore(ReceiptStore):
         cutoff = _time_text(self.purge_cutoff(now))
         if self._purge_blocked():
             return 0
+        self._warn_review(self.holds_sync(), now)
         if dry_run:
             return self._count_before(cutoff)
-        deleted = self._submit_or_raise("purge", cutoff).result()
-        logger.info("purged %d receipts recorded before %s from %s", deleted, cutoff, self)
+        deleted, held = self._submit_or_raise("purge", cutoff).result()
+        logger.info(
+            "purged %d receipts recorded before %s from %s (%d kept under legal holds)",
+            deleted,
+            cutoff,
+            self,
+            held,
+        )
         return deleted
+
+    def add_hold_sync(self, hold: Hold) -> None:
+        self._submit_or_raise("hold", hold).result()
+
+    def holds_sync(self) -> list[Hold]:
+        sql = f"SELECT {_HOLD_COLUMNS} FROM holds ORDER BY created_at, case_name"
+        return [_hold_from_row(row) for row in self._read(sql, (), 2)]
+
+    def release_hold_sync(self, case: str) -> bool:
+        return self._submit_or_raise("release", case).result()
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_sync)
@@ -244,7 +357,7 @@ class SQLiteReceiptStore(ReceiptStore):
                 self._jobs.put((kind, arg, fut))
                 return fut
         closed = RecordsUnavailable(f"receipt store {self.description} is closed")
-        if kind == "add":
+        if kind in _QUEUED:
             self._note_failure("closed", closed)
             return None
         fut.set_exception(closed)
@@ -259,8 +372,9 @@ class SQLiteReceiptStore(ReceiptStore):
         """Writer thread: batch consecutive adds into one transaction, run other jobs in order."""
         stop = False
         while not stop:
+            waiting = self._pending or self._texts_pending
             try:
-                first = self._jobs.get(timeout=self.retry_interval if self._pending else None)
+                first = self._jobs.get(timeout=self.retry_interval if waiting else None)
             except queue.Empty:
                 self._write([])  # retry what a failing database refused earlier
                 continue
@@ -270,7 +384,7 @@ class SQLiteReceiptStore(ReceiptStore):
                     jobs.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            batch: list[tuple[Receipt, concurrent.futures.Future[Any]]] = []
+            batch: list[tuple[Receipt | None, concurrent.futures.Future[Any]]] = []
             for job in jobs:
                 if job is None:
                     stop = True
@@ -279,12 +393,17 @@ class SQLiteReceiptStore(ReceiptStore):
                 if kind == "add":
                     batch.append((arg, fut))
                     continue
+                if kind == "texts":
+                    first_seen = _time_text(datetime.now(timezone.utc))
+                    self._texts_pending.setdefault(arg[0], (*arg, first_seen))
+                    batch.append((None, fut))
+                    continue
                 self._write(batch)
                 batch = []
                 try:
-                    _resolve(fut, self._forget(arg) if kind == "forget" else self._purge(arg))
+                    _resolve(fut, self._job(kind, arg))
                 except Exception as exc:
-                    _fail(fut, self._unavailable(exc))
+                    _fail(fut, exc if isinstance(exc, ValueError) else self._unavailable(exc))
             self._write(batch)
         if self._pending:
             logger.error(
@@ -296,54 +415,109 @@ class SQLiteReceiptStore(ReceiptStore):
             self._conn.close()
             self._conn = None
 
-    def _write(self, batch: list[tuple[Receipt, concurrent.futures.Future[Any]]]) -> None:
-        receipts = self._pending + [r for r, _ in batch]
-        if not receipts:
-            return
-        try:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+    def _job(self, kind: str, arg: Any) -> Any:
+        if kind == "forget":
+            return self._forget(arg)
+        if kind == "purge":
+            return self._purge(arg)
+        conn = self._connection()
+        if kind == "hold":
             try:
-                conn.executemany(_INSERT, [_to_row(r) for r in receipts])
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # SQLite may have rolled back already (disk full)
-                    conn.execute("ROLLBACK")
-                raise
-        except Exception as exc:
-            self._note_failure(failure_kind(exc), exc, count=len(batch))
-            if self._conn is not None and failure_kind(exc) not in ("locked", "disk full"):
-                self._drop_connection()  # reopen next time: the file may be back
-            overflow = len(receipts) - self.max_pending
-            if overflow > 0:
-                dropped = RecordsUnavailable(f"{overflow} receipts dropped from the retry buffer")
-                self._note_failure("retry buffer full", dropped, count=0)
-                receipts = receipts[overflow:]
-            self._pending = receipts
-        else:
-            self._pending = []
-            self._note_success()
+                with _transaction(conn):
+                    conn.execute(f"INSERT INTO holds ({_HOLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                                 _hold_row(arg))  # fmt: skip
+            except sqlite3.IntegrityError:
+                raise ValueError(f"a hold for case {arg.case!r} exists already") from None
+            return None
+        with _transaction(conn):
+            return conn.execute("DELETE FROM holds WHERE case_name = ?", (arg,)).rowcount > 0
+
+    def _write(self, batch: list[tuple[Receipt | None, concurrent.futures.Future[Any]]]) -> None:
+        fresh = [r for r, _ in batch if r is not None]
+        receipts = self._pending + fresh
+        texts = list(self._texts_pending.values())
+        if receipts or texts:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(_INSERT_TEXTS, texts)
+                    conn.executemany(_INSERT, [_to_row(r) for r in receipts])
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                        conn.execute("ROLLBACK")
+                    raise
+            except Exception as exc:
+                self._note_failure(failure_kind(exc), exc, count=len(fresh))
+                if self._conn is not None and failure_kind(exc) not in ("locked", "disk full"):
+                    self._drop_connection()  # reopen next time: the file may be back
+                overflow = len(receipts) - self.max_pending
+                if overflow > 0:
+                    dropped = RecordsUnavailable(
+                        f"{overflow} receipts dropped from the retry buffer"
+                    )
+                    self._note_failure("retry buffer full", dropped, count=0)
+                    receipts = receipts[overflow:]
+                self._pending = receipts
+            else:
+                self._pending = []
+                self._texts_pending = {}
+                self._note_success()
         for _, fut in batch:
             _resolve(fut)  # add() never raises: failures are logged, counted and retried
 
-    def _forget(self, consent_id: str) -> int:
-        held = len(self._pending)
-        self._pending = [r for r in self._pending if r.consent_id != consent_id]
-        forgotten = held - len(self._pending)
-        if self._conn is None and not self.path.exists():
-            return forgotten
-        conn = self._connection()
-        with _transaction(conn):
-            cur = conn.execute("DELETE FROM receipts WHERE consent_id = ?", (consent_id,))
-        return forgotten + cur.rowcount
+    def _forget(self, consent_id: str) -> ForgetResult:
+        exists = self._conn is not None or self.path.exists()
+        conn = self._connection() if exists else None
+        holds = self._holds(conn) if conn is not None else []
+        counts: dict[str, int] = {}
+        deleted = kept = 0
+        waiting = []
+        for r in self._pending:
+            covering = [h.case for h in holds if h.covers(r.consent_id, r.recorded_at)]
+            if r.consent_id == consent_id:
+                if not covering:
+                    deleted += 1
+                    continue
+                kept += 1
+                for case in covering:
+                    counts[case] = counts.get(case, 0) + 1
+            waiting.append(r)
+        self._pending = waiting
+        if conn is not None:
+            with _transaction(conn):
+                for case, count in conn.execute(
+                    f"SELECT h.case_name, count(*) FROM receipts AS r JOIN holds AS h "
+                    f"ON {_COVERS} WHERE r.consent_id = ? GROUP BY h.case_name",
+                    (consent_id,),
+                ):
+                    counts[case] = counts.get(case, 0) + count
+                deleted += conn.execute(
+                    f"DELETE FROM receipts AS r WHERE r.consent_id = ? AND NOT {_HELD}",
+                    (consent_id,),
+                ).rowcount
+                sql = "SELECT count(*) FROM receipts WHERE consent_id = ?"
+                kept += conn.execute(sql, (consent_id,)).fetchone()[0]
+        reviews = {h.case: h.review for h in holds}
+        held_by = tuple(HeldBy(case, reviews[case], n) for case, n in sorted(counts.items()))
+        return ForgetResult(deleted=deleted, kept=kept, holds=held_by)
 
-    def _purge(self, cutoff: str) -> int:
+    def _purge(self, cutoff: str) -> tuple[int, int]:
         if self._conn is None and not self.path.exists():
-            return 0
+            return 0, 0
         conn = self._connection()
         with _transaction(conn):
-            cur = conn.execute("DELETE FROM receipts WHERE recorded_at < ?", (cutoff,))
-        return cur.rowcount
+            cur = conn.execute(
+                f"DELETE FROM receipts AS r WHERE r.recorded_at < ? AND NOT {_HELD}", (cutoff,)
+            )
+            sql = "SELECT count(*) FROM receipts WHERE recorded_at < ?"
+            held = conn.execute(sql, (cutoff,)).fetchone()[0]
+        return cur.rowcount, held
+
+    def _holds(self, conn: sqlite3.Connection) -> list[Hold]:
+        sql = f"SELECT {_HOLD_COLUMNS} FROM holds"
+        return [_hold_from_row(row) for row in conn.execute(sql)]
 
     # -- connections ------------------------------------------------------------------
 
@@ -356,6 +530,7 @@ class SQLiteReceiptStore(ReceiptStore):
             self._drop_connection()
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
@@ -390,13 +565,13 @@ class SQLiteReceiptStore(ReceiptStore):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
             return
-        with _transaction(conn):  # BEGIN IMMEDIATE: two processes never both create it
+        with _transaction(conn):  # BEGIN IMMEDIATE: two processes never both migrate
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             self._check_version(version)
-            if version == 0:
-                for statement in _SCHEMA:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _STEPS[step]:
                     conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -412,10 +587,17 @@ class SQLiteReceiptStore(ReceiptStore):
             yield _from_row(row)
 
     def _count_before(self, cutoff: str) -> int:
-        sql = "SELECT count(*) FROM receipts WHERE recorded_at < ?"
-        return next(iter(self._read(sql, (cutoff,))), (0,))[0]
+        """What a purge would delete now (held receipts excluded)."""
+        sql = f"SELECT count(*) FROM receipts AS r WHERE r.recorded_at < ? AND NOT {_HELD}"
+        row = next(iter(self._read(sql, (cutoff,), 2)), None)
+        if row is None:  # no database, or one from before holds (nothing held)
+            sql = "SELECT count(*) FROM receipts WHERE recorded_at < ?"
+            row = next(iter(self._read(sql, (cutoff,))), (0,))
+        return int(row[0])
 
-    def _read(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    def _read(
+        self, sql: str, params: tuple[Any, ...], min_version: int = 1
+    ) -> Iterator[tuple[Any, ...]]:
         # mode=rw: reading a path that holds no database must not create one.
         if not self.path.exists():
             return
@@ -428,7 +610,7 @@ class SQLiteReceiptStore(ReceiptStore):
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             self._check_version(version)
-            if version:
+            if version >= min_version:  # an older schema has no such table yet: nothing
                 yield from conn.execute(sql, params)
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
@@ -439,6 +621,15 @@ class SQLiteReceiptStore(ReceiptStore):
         if isinstance(exc, RecordsUnavailable):
             return exc
         return RecordsUnavailable(f"receipt store {self.description}: {failure_kind(exc)}: {exc}")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only, in one step (no 0644 window)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 class _transaction:
