@@ -262,7 +262,36 @@ def test_multiworker_behind_nginx(tmp_path: Path) -> None:
         assert all(s["decided"] and s["granted"] == ["analytics"] for s in states), states
         workers = {s["worker"] for s in states}
         assert len(workers) >= 2, f"all requests went to one worker: {workers}"
+        # Secrets in the query string, an encoded query, a path parameter, a path token.
+        for path in SECRET_PATHS:
+            client.get(path)
+        answered += len(SECRET_PATHS)
     # Exactly one line per request across the 4 workers (and whole lines: all parse),
     # neither the real nor the forged address in it, masked or not.
     check_log(server.log_dir, answered, raw=("127.0.0.1", "203.0."))
     assert _receipts(server.records) == 1
+    check_access_logs((tmp_path / "server.out").read_text(errors="replace"))
+
+
+SECRET_PATHS = (
+    "/state?token=SECRET&phone=4791234567",
+    "/healthz%3Fphone=4791234567",
+    "/healthz;jsessionid=SESSION1",
+    "/reset/8f14e45fceea167a5a36dedd4bea2543",
+)
+
+
+def check_access_logs(output: str) -> None:
+    """nginx's and gunicorn's access lines: masked client, no query, no token."""
+    nginx = [line for line in output.splitlines() if line.startswith("nginx ")]
+    gunicorn = [line for line in output.splitlines() if '"GET /' in line and line not in nginx]
+    assert nginx and gunicorn, output[-3000:]
+    for line in nginx:
+        assert line.startswith("nginx 127.0.0.0 - ["), line
+    assert any('"GET /state HTTP/1.1" 200' in line for line in nginx), nginx
+    assert any('"GET /reset/:token HTTP/1.1" 404' in line for line in nginx), nginx
+    assert any('127.0.0.0 - "GET /state HTTP/1.1" 200' in line for line in gunicorn), gunicorn
+    for line in nginx + gunicorn:
+        for secret in ("127.0.0.1", "203.0.", "SECRET", "4791234567", "?", "jsessionid",
+                       "8f14e45fceea"):  # fmt: skip
+            assert secret not in line, (secret, line)
