@@ -13,6 +13,10 @@ from consentmw.privacy.paths import TOKEN, clean_path, is_token_like
 from consentmw.requestlog.record import MAX_PATH_LENGTH, decode_path, make_encoder
 from consentmw.requestlog.useragent import BROWSERS, OPERATING_SYSTEMS, UAParser, UAInfo
 
+# One parser per backend for the whole run: building one compiles the rules (slow once).
+PARSERS = (UAParser(), UAParser("auto"))
+
+
 # -- paths -----------------------------------------------------------------------------
 
 
@@ -56,9 +60,9 @@ def test_ordinary_slugs_stay() -> None:
 
 def test_long_path_loses_its_partial_last_segment() -> None:
     token = "8f14e45fceea167a5a36dedd4bea2543"
-    raw = "/" + "a" * (MAX_PATH_LENGTH - 10) + "/" + token
+    raw = "/" + "a" * (MAX_PATH_LENGTH - 20) + "/" + token  # cut 18 characters in
     logged = decode_path(raw)
-    assert len(logged) <= MAX_PATH_LENGTH and token[:9] not in logged
+    assert len(logged) <= MAX_PATH_LENGTH and token[:12] not in logged
 
 
 _HEX = "0123456789abcdef"
@@ -86,7 +90,7 @@ def _token(kind: str, seed: int) -> str:
 _segment = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/"), max_size=20)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     before=st.lists(_segment, max_size=4),
     after=st.lists(_segment, max_size=3),
@@ -109,7 +113,7 @@ def test_no_logged_path_holds_query_parameters_or_seeded_token(
     path = "/" + "/".join([*before, token, *after]) + ";" + params
     path += ("%3F" if encode else "?") + query
     raw = path.encode("utf-8", "surrogatepass")
-    encoder = make_encoder(UAParser())
+    encoder = make_encoder(PARSERS[0])
     for logged in (decode_path(raw), decode_path(path)):
         assert "?" not in logged and ";" not in logged and "#" not in logged
         assert token not in logged
@@ -181,7 +185,7 @@ _ua_pieces = st.sampled_from(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(
         st.one_of(_ua_pieces, st.text(max_size=20), st.from_regex(r"[A-Za-z-]{1,12}/[0-9.]{1,20}")),
@@ -190,5 +194,5 @@ _ua_pieces = st.sampled_from(
 )
 def test_fields_are_always_on_the_allow_list(pieces: list[str]) -> None:
     ua = "".join(pieces)
-    _check_allowed(UAParser()(ua))
-    _check_allowed(UAParser("auto")(ua))
+    for parse in PARSERS:
+        _check_allowed(parse(ua))
