@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from consentmw.privacy.paths import TOKEN, clean_path, is_token_like
 from consentmw.requestlog.record import MAX_PATH_LENGTH, decode_path, make_encoder
-from consentmw.requestlog.useragent import BROWSERS, OPERATING_SYSTEMS, UAParser, UAInfo
+from consentmw.requestlog.useragent import BROWSERS, OPERATING_SYSTEMS, UAInfo, UAParser
 
 # One parser per backend for the whole run: building one compiles the rules (slow once).
 PARSERS = (UAParser(), UAParser("auto"))

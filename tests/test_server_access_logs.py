@@ -151,12 +151,11 @@ async def test_receipts_get_the_visitor_masked_in_either_order(tmp_path: Path, o
         site(), secret_key=SECRET, records_url=f"sqlite:///{tmp_path}/r.db",
         trusted_proxies=trusted, ipv4_prefix=24,
     )  # fmt: skip
+    logs = str(tmp_path / "logs")
     if outer == "requestlog":  # masks the scope before ConsentMiddleware reads it
-        app = RequestLogMiddleware(consent, directory=str(tmp_path / "logs"), trusted_proxies=trusted)
+        app = RequestLogMiddleware(consent, directory=logs, trusted_proxies=trusted)
     else:
-        consent.app = RequestLogMiddleware(
-            consent.app, directory=str(tmp_path / "logs"), trusted_proxies=trusted
-        )
+        consent.app = RequestLogMiddleware(consent.app, directory=logs, trusted_proxies=trusted)
         app = consent
     # The outer mask is /16 (203.0.0.0); the receipt's own /24 of it stays 203.0.0.0,
     # never the full address and never the proxy's.

@@ -23,6 +23,7 @@ log's ``redact_path``, which receives the path after these rules.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 __all__ = ["TOKEN", "clean_path", "is_token_like"]
 
@@ -49,7 +50,7 @@ def _natural(word: str) -> bool:
         return False
     # Random letters can look CamelCase too, with many short humps: words have at least
     # two small letters per hump (ListOfAllProducts: 14 to 5).
-    humps = sum(1 for a, b in zip(word, word[1:]) if a.isupper() and b.islower())
+    humps = sum(1 for a, b in pairwise(word) if a.isupper() and b.islower())
     return humps <= 1 or 2 * humps <= sum(1 for c in word if c.islower())
 
 

@@ -5,10 +5,12 @@ can single a browser out). Parsers copy parts of the string into their results: 
 own name from a CFNetwork User-Agent (``PrivateApp-1980``), any run of digits as a
 version. So the browser and OS names are kept only when they are on our allow-lists
 (:data:`BROWSERS`, :data:`OPERATING_SYSTEMS`), otherwise ``Other``, and versions only as
-a major number of at most :data:`MAX_VERSION_DIGITS` digits. Parsing with ``user-agents`` costs about a millisecond for an
-unseen string, so it runs off the request path and behind an LRU cache: real traffic
-repeats a few hundred strings. The optional ``ua-parser`` 1.x backend (with its
-``ua-parser-rs`` accelerator) feeds the same classification code faster.
+a major number of at most :data:`MAX_VERSION_DIGITS` digits.
+
+Parsing with ``user-agents`` costs about a millisecond for an unseen string, so it runs
+off the request path and behind an LRU cache: real traffic repeats a few hundred strings.
+The optional ``ua-parser`` 1.x backend (with its ``ua-parser-rs`` accelerator) feeds the
+same classification code faster.
 """
 
 from __future__ import annotations
