@@ -116,7 +116,14 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, output: Path) -> int:
 
 
 def uvicorn(app: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+            "--log-config", str(EXAMPLES / "logging.json")]  # fmt: skip
+
+
+def test_logging_json_is_the_library_config() -> None:
+    from consentmw.privacy import logging_config
+
+    assert json.loads((EXAMPLES / "logging.json").read_text()) == logging_config()
 
 
 def check_consent_flow(
@@ -190,8 +197,11 @@ def test_uvicorn_example(folder: str, app: str, tmp_path: Path) -> None:
         # Handler code sees the state through consent_state(...) / the FastAPI dependency.
         assert _state(client) == {"decided": True, "granted": ["analytics"]}
         answered += 1
+        client.get(SECRET_PATHS[0])  # a query string the access log must not keep
+        answered += 1
     check_log(server.log_dir, answered)
     assert _receipts(server.records) == 1
+    check_access_logs((tmp_path / "server.out").read_text(errors="replace"), nginx=False)
 
 
 def test_django_example(tmp_path: Path) -> None:
@@ -211,8 +221,12 @@ def test_django_example(tmp_path: Path) -> None:
         assert "<code>granted</code>" in page.text and 'id="analytics-on"' in page.text
         assert necessary | {"_ga"} <= cookie_names(page)
         answered += 1
+        client.get("/?token=SECRET&phone=4791234567")
+        answered += 1
     check_log(server.log_dir, answered)
     assert _receipts(server.records) == 1
+    output = (tmp_path / "server.out").read_text(errors="replace")
+    check_access_logs(output, nginx=False, expect="/")
 
 
 def _receipts(records: Path) -> int:
@@ -262,7 +276,41 @@ def test_multiworker_behind_nginx(tmp_path: Path) -> None:
         assert all(s["decided"] and s["granted"] == ["analytics"] for s in states), states
         workers = {s["worker"] for s in states}
         assert len(workers) >= 2, f"all requests went to one worker: {workers}"
+        # Secrets in the query string, an encoded query, a path parameter, a path token.
+        for path in SECRET_PATHS:
+            client.get(path)
+        answered += len(SECRET_PATHS)
     # Exactly one line per request across the 4 workers (and whole lines: all parse),
     # neither the real nor the forged address in it, masked or not.
     check_log(server.log_dir, answered, raw=("127.0.0.1", "203.0."))
     assert _receipts(server.records) == 1
+    check_access_logs((tmp_path / "server.out").read_text(errors="replace"))
+
+
+SECRET_PATHS = (
+    "/state?token=SECRET&phone=4791234567",
+    "/healthz%3Fphone=4791234567",
+    "/healthz;jsessionid=SESSION1",
+    "/reset/8f14e45fceea167a5a36dedd4bea2543",
+)
+
+
+def check_access_logs(output: str, nginx: bool = True, expect: str = "/state") -> None:
+    """nginx's and gunicorn's/uvicorn's access lines: masked client, no query, no token."""
+    proxy = [line for line in output.splitlines() if line.startswith("nginx ")]
+    server = [line for line in output.splitlines() if '"GET /' in line and line not in proxy]
+    assert server and (proxy or not nginx), output[-3000:]
+    assert any(f'127.0.0.0 - "GET {expect} HTTP/1.1" 200' in line for line in server), server
+    if nginx:
+        check_nginx_lines(proxy)
+    for line in proxy + server:
+        for secret in ("127.0.0.1", "203.0.", "SECRET", "4791234567", "?", "jsessionid",
+                       "8f14e45fceea"):  # fmt: skip
+            assert secret not in line, (secret, line)
+
+
+def check_nginx_lines(nginx: list[str]) -> None:
+    for line in nginx:
+        assert line.startswith("nginx 127.0.0.0 - ["), line
+    assert any('"GET /state HTTP/1.1" 200' in line for line in nginx), nginx
+    assert any('"GET /reset/:token HTTP/1.1" 404' in line for line in nginx), nginx

@@ -65,7 +65,7 @@ def test_every_record_field(tmp_path: Path) -> None:
     assert record["status"] == 200 and record["bytes"] > 10
     assert isinstance(record["duration_ms"], float) and record["duration_ms"] >= 0
     assert (record["browser"], record["browser_version"]) == ("Mobile Safari", "17")
-    assert (record["os"], record["os_version"], record["device"]) == ("iOS", "17.1", "mobile")
+    assert (record["os"], record["os_version"], record["device"]) == ("iOS", "17", "mobile")
     assert record["referrer"] == "www.google.no"
     assert record["consent"] == "undecided" and record["language"] == "nb"
 
@@ -167,7 +167,7 @@ def test_bad_input(tmp_path: Path) -> None:
     assert chain["ip"] == "0.0.0.0"  # unusable hop where the client should be
     assert forged["ip"] == "198.51.0.0"  # untrusted peer's XFF ignored
     assert anon["ip"] == "0.0.0.0" and anon["method"] == "OTHER" and anon["referrer"] is None
-    assert len(long_path["path"]) == 512
+    assert long_path["path"] == "/"  # a segment cut for length is dropped whole
     assert b"A" * 100 not in all_disk_bytes(tmp_path / "logs")
 
 

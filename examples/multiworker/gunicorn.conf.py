@@ -2,6 +2,8 @@
 
 import os
 
+from consentmw.privacy import gunicorn_logconfig_dict
+
 bind = f"127.0.0.1:{os.environ.get('APP_PORT', '8081')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 worker_class = "worker.ConsentUvicornWorker"
@@ -9,7 +11,9 @@ worker_class = "worker.ConsentUvicornWorker"
 # in nginx.conf.template; AWS ALB: 60 s), so the proxy never reuses a closed connection.
 keepalive = 65
 graceful_timeout = 15
-accesslog = None  # the anonymous request log replaces it: no raw addresses on disk
+# The access log on standard output, masked (the client as 127.0.0.0 or 203.0.0.0,
+# paths without query string): gunicorn's and its uvicorn workers' records alike.
+logconfig_dict = gunicorn_logconfig_dict()
 # gunicorn >= 24 opens a control socket in ~/.gunicorn by default; two sites (or test
 # runs) on one host would share it. Older gunicorn ignores this unknown name.
 control_socket_disable = True

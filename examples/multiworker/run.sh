@@ -7,6 +7,8 @@ cd "$(dirname "$0")"
 PORT="${PORT:-8080}"
 APP_PORT="${APP_PORT:-$((PORT + 1))}"
 LISTEN="${LISTEN:-127.0.0.1:$PORT}"
+# nginx's masked access log: standard output by default, or a file (NGINX_ACCESS_LOG).
+ACCESS_LOG="${NGINX_ACCESS_LOG:-/dev/stdout}"
 PYTHON="${PYTHON:-python3}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 
@@ -25,7 +27,7 @@ mkdir -p "$CONSENTMW_LOG_DIR"
 RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/consentmw-nginx.XXXXXX")"
 chmod 755 "$RUN_DIR"  # nginx's workers drop to 'nobody' when started as root
 sed -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@APP_PORT@|$APP_PORT|g" -e "s|@LISTEN@|$LISTEN|g" \
-    nginx.conf.template > "$RUN_DIR/nginx.conf"
+    -e "s|@ACCESS_LOG@|$ACCESS_LOG|g" nginx.conf.template > "$RUN_DIR/nginx.conf"
 
 pids=()
 cleanup() {

@@ -12,6 +12,7 @@ def _demo(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .demo import DEMO_GA_ID, create_app
+    from .privacy.logconfig import logging_config
 
     app = create_app(
         google_analytics_id=args.ga_id or DEMO_GA_ID,
@@ -19,7 +20,8 @@ def _demo(args: argparse.Namespace) -> int:
         records_url=args.records_url,
     )
     print(f"consentmw demo on http://{args.host}:{args.port}/  (Ctrl+C stops)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # uvicorn's own access log, masked and without query strings, as the request log.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=logging_config())
     return 0
 
 

@@ -29,9 +29,18 @@ _HIDE_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
 class RequestLogMiddleware:
     """Logs every HTTP request anonymously; see :class:`RequestLog` for the options.
 
-    Extra option here: ``mask_client_in_scope`` rewrites ``scope["client"]`` to the
-    masked address (port 0) and removes the forwarding headers, so neither the app nor
-    the server's access log sees the raw address.
+    Extra option here: ``mask_client_in_scope`` (default ``True``) rewrites
+    ``scope["client"]`` to the masked address (port 0) and removes the forwarding
+    headers, so neither the app nor the server's access log (which reads the same scope
+    dict when the response starts) sees the raw address. Turn it off only for an app
+    that needs the real address (rate limiting, fraud checks) and keeps it out of its
+    own logs.
+
+    Put this middleware outside ConsentMiddleware and give both the same
+    ``trusted_proxies`` (``CONSENTMW_TRUSTED_PROXIES`` does): the inner one then sees a
+    masked peer without forwarding headers and masks it again to the same address. The
+    consent endpoints answered by an outer ConsentMiddleware never reach an inner
+    request log, so their scope would stay unmasked.
     """
 
     def __init__(self, app: Any, directory: str | None = None, **options: Any) -> None:
@@ -42,7 +51,7 @@ class RequestLogMiddleware:
             options["directory"] = directory
         options = {"directory": "logs", **log_options_from_env(), **options}
         directory = options.pop("directory")
-        mask_client = options.pop("mask_client_in_scope", False)
+        mask_client = options.pop("mask_client_in_scope", True)
         if not isinstance(mask_client, bool):
             raise ValueError(f"mask_client_in_scope must be True or False, got {mask_client!r}")
         self.app = app

@@ -17,6 +17,7 @@ from math import modf
 from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from consentmw.privacy.paths import clean_path
 from consentmw.requestlog.periods import utc_iso
 from consentmw.requestlog.useragent import UAInfo, UAParser
 
@@ -118,12 +119,20 @@ def from_raw(raw: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def decode_path(raw: bytes | str) -> str:
-    """A readable path: percent-decoded, invalid UTF-8 replaced, never a query string."""
+    """A readable path as logs may keep it: see :func:`consentmw.privacy.paths.clean_path`.
+
+    Percent-decoded (invalid UTF-8 replaced), then cut at the first ``?`` or ``#``,
+    decoded or not, without ``;`` path parameters, token-like segments as ``:token``.
+    A path cut for length loses its last, partial segment: a cut token is still secret.
+    """
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
-    raw = raw.split(b"?", 1)[0][: MAX_PATH_LENGTH * 3]
-    text = unquote_to_bytes(raw).decode("utf-8", "replace")
-    return text[:MAX_PATH_LENGTH] or "/"
+    raw = raw.split(b"?", 1)[0].split(b"#", 1)[0]
+    cut = len(raw) > MAX_PATH_LENGTH * 3
+    text = unquote_to_bytes(raw[: MAX_PATH_LENGTH * 3]).decode("utf-8", "replace")
+    if cut or len(text) > MAX_PATH_LENGTH:
+        text = text[: MAX_PATH_LENGTH + 1].rsplit("/", 1)[0] + "/"
+    return clean_path(text)[:MAX_PATH_LENGTH]
 
 
 def referrer_host(value: bytes | None) -> str | None:

@@ -1,10 +1,16 @@
 """Browser, OS and device class from a User-Agent, parsed in the writer thread and cached.
 
 Only these coarse facts are logged, never the raw string (which, with its many tokens,
-can single a browser out). Parsing with ``user-agents`` costs about a millisecond for an
-unseen string, so it runs off the request path and behind an LRU cache: real traffic
-repeats a few hundred strings. The optional ``ua-parser`` 1.x backend (with its
-``ua-parser-rs`` accelerator) feeds the same classification code faster.
+can single a browser out). Parsers copy parts of the string into their results: an app's
+own name from a CFNetwork User-Agent (``PrivateApp-1980``), any run of digits as a
+version. So the browser and OS names are kept only when they are on our allow-lists
+(:data:`BROWSERS`, :data:`OPERATING_SYSTEMS`), otherwise ``Other``, and versions only as
+a major number of at most :data:`MAX_VERSION_DIGITS` digits.
+
+Parsing with ``user-agents`` costs about a millisecond for an unseen string, so it runs
+off the request path and behind an LRU cache: real traffic repeats a few hundred strings.
+The optional ``ua-parser`` 1.x backend (with its ``ua-parser-rs`` accelerator) feeds the
+same classification code faster.
 """
 
 from __future__ import annotations
@@ -20,12 +26,94 @@ from user_agents.parsers import (
     parse_operating_system,
 )
 
-__all__ = ["UA_BACKENDS", "UAInfo", "UAParser", "fast_backend_available"]
+__all__ = [
+    "BROWSERS",
+    "OPERATING_SYSTEMS",
+    "UA_BACKENDS",
+    "UAInfo",
+    "UAParser",
+    "fast_backend_available",
+]
 
 #: Longer strings are cut before parsing: real ones stay well below, and a 10 KB header
 #: must neither cost a long regex scan nor pin a huge cache key.
 MAX_UA_LENGTH = 1024
 UA_BACKENDS = ("user-agents", "ua-parser", "auto")
+MAX_VERSION_DIGITS = 4
+
+#: Browser families that may be logged, as ua-parser names them; any other is "Other".
+BROWSERS = frozenset(
+    {
+        "Android",
+        "Baiduspider",
+        "bingbot",
+        "Brave",
+        "Chrome",
+        "Chrome Mobile",
+        "Chrome Mobile iOS",
+        "Chrome Mobile WebView",
+        "Chromium",
+        "curl",
+        "DuckDuckBot",
+        "DuckDuckGo Mobile",
+        "Edge",
+        "Edge Mobile",
+        "Electron",
+        "Facebook",
+        "Firefox",
+        "Firefox Focus",
+        "Firefox iOS",
+        "Firefox Mobile",
+        "Google",
+        "Googlebot",
+        "HeadlessChrome",
+        "Huawei Browser",
+        "IE",
+        "IE Mobile",
+        "Instagram",
+        "LinkedIn",
+        "MiuiBrowser",
+        "Mobile Safari",
+        "Mobile Safari UI/WKWebView",
+        "Opera",
+        "Opera Mini",
+        "Opera Mobile",
+        "Pinterest",
+        "Python Requests",
+        "Safari",
+        "Samsung Internet",
+        "Silk",
+        "Snapchat",
+        "UC Browser",
+        "Vivaldi",
+        "Whale",
+        "Yandex Browser",
+        "YandexBot",
+    }
+)
+
+#: Operating-system families that may be logged, as ua-parser names them.
+OPERATING_SYSTEMS = frozenset(
+    {
+        "Android",
+        "BlackBerry OS",
+        "Chrome OS",
+        "Debian",
+        "Fedora",
+        "Firefox OS",
+        "FreeBSD",
+        "HarmonyOS",
+        "iOS",
+        "KaiOS",
+        "Linux",
+        "Mac OS X",
+        "OpenBSD",
+        "Tizen",
+        "Ubuntu",
+        "Windows",
+        "Windows Phone",
+    }
+)
 
 
 class UAInfo(NamedTuple):
@@ -50,16 +138,25 @@ def _classify(ua: UserAgent) -> UAInfo:
         device = "desktop"
     else:
         device = "other"
-    browser_version = ua.browser.version[0] if ua.browser.version else None
-    os_parts = ua.os.version[:2]
-    os_version = ".".join(str(p) for p in os_parts) if os_parts else None
+    browser = ua.browser.family if ua.browser.family in BROWSERS else "Other"
+    os_family = ua.os.family if ua.os.family in OPERATING_SYSTEMS else "Other"
     return UAInfo(
-        ua.browser.family or "Other",
-        None if browser_version is None else str(browser_version),
-        ua.os.family or "Other",
-        os_version,
+        browser,
+        _major(ua.browser.version) if browser != "Other" else None,
+        os_family,
+        _major(ua.os.version) if os_family != "Other" else None,
         device,
     )
+
+
+def _major(version: tuple[Any, ...]) -> str | None:
+    """The major version if it is a short number (``"120"``), else nothing."""
+    if not version:
+        return None
+    major = str(version[0])
+    if major.isascii() and major.isdigit() and len(major) <= MAX_VERSION_DIGITS:
+        return major
+    return None
 
 
 def _parse_legacy(ua_string: str) -> UserAgent:
