@@ -69,6 +69,7 @@ class RequestLog:
         maintenance_interval: float = 300.0,
         flush_interval: float = 0.2,
         redact_path: Callable[[str], str] | None = None,
+        consent_prefix: str = "/_consent",
         clock: Callable[[], float] = time.time,
         rotation_seconds: int | None = None,
         file_mode: int = 0o640,
@@ -83,6 +84,8 @@ class RequestLog:
             raise ValueError(f"legal_hold must be True/False or a reason, got {legal_hold!r}")
         if redact_path is not None and not callable(redact_path):
             raise ValueError("redact_path must be a callable taking and returning a path")
+        if not isinstance(consent_prefix, str) or not consent_prefix.startswith("/"):
+            raise ValueError(f"consent_prefix must be a path (/_consent), got {consent_prefix!r}")
         if not callable(clock):
             raise ValueError("clock must be a callable returning POSIX seconds")
         self.directory = Path(directory)
@@ -108,7 +111,9 @@ class RequestLog:
             Schedule(rotation, self.tz, rotation_seconds),
             queue_size=_positive(queue_size, "queue_size", int),
             flush_interval=_positive(flush_interval, "flush_interval"),
-            encode=make_encoder(parse_ua, redact_path, ua_cache_size),
+            encode=make_encoder(
+                parse_ua, redact_path, ua_cache_size, consent_prefix.rstrip("/") or "/"
+            ),
         )
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
