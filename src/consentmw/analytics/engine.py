@@ -81,6 +81,7 @@ def connect(memory_limit: str = "700MB", threads: int = 2) -> duckdb.DuckDBPyCon
     con.execute(f"SET memory_limit = {_quote(memory_limit)}")
     con.execute(f"SET threads = {int(threads)}")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
