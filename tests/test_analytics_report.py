@@ -180,6 +180,22 @@ def test_stale_copy_is_not_used_and_orphans_and_expired_copies_go(tmp_path: Path
     assert old_copy in done.deleted and not old_copy.exists() and not old.exists()
 
 
+def test_housekeeping_writes_copies_after_compressing(tmp_path: Path) -> None:
+    from consentmw.requestlog.service import RequestLog
+
+    log = RequestLog(tmp_path, clock=lambda: NOON, compress_after=0, columnar=True)
+    write_lines(tmp_path / "requests-2026-11-19.jsonl", [rec("/a", NOON - 86400)])
+    write_lines(tmp_path / "requests-2026-11-20.jsonl", [rec("/b")])
+    log.maintain()
+    log.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "requests-2026-11-19.jsonl.gz", "requests-2026-11-19.parquet", "requests-2026-11-20.jsonl",
+    ]  # fmt: skip
+    data = build_report(tmp_path, DAY - timedelta(1), DAY).to_dict()
+    assert data["pageviews"] == 2 and data["sources"]["columnar_files"] == 1
+
+
 def test_visitor_keys_give_visitors_and_entry_pages(tmp_path: Path) -> None:
     write_lines(
         tmp_path / "requests-2026-11-20.jsonl",

@@ -10,6 +10,7 @@ when none carries a ``country``: absent data is not a zero.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -36,7 +37,8 @@ DIMENSIONS = {
     "devices": "device",
     "countries": "country",
 }
-_SERIES = {"day": "d", "hour": "h", "consent_day": "d, consent"}
+_SERIES = {"quarter": "q", "consent_quarter": "q, consent"}
+_QUARTER = 900  # seconds: every zone's offset is a multiple, so local hours and days add up
 MAX_TOP = 1000
 
 
@@ -60,10 +62,10 @@ def _bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 def _grouping_sql(top: int) -> tuple[str, dict[str, int]]:
     """One scan, every grouping; returns the SQL and each set's GROUPING_ID.
 
-    Page-view figures are counted with ``FILTER (WHERE kind = 'page')`` so that the
-    same scan also counts requests by kind.
+    Only page views are grouped. Time is grouped in UTC quarter hours (an integer, no
+    time-zone arithmetic per row); local hours and days are summed from them afterwards.
     """
-    columns = [*DIMENSIONS.values(), "d", "h", "consent", "kind"]
+    columns = [*DIMENSIONS.values(), "q", "consent"]
     everything = (1 << len(columns)) - 1
 
     def mask(cols: str) -> int:
@@ -72,8 +74,8 @@ def _grouping_sql(top: int) -> tuple[str, dict[str, int]]:
             m &= ~(1 << (len(columns) - 1 - columns.index(col)))
         return m
 
-    ids: dict[str, int] = {"total": everything, "kind": mask("kind")}
-    sets = ["()", "(kind)"]
+    ids: dict[str, int] = {"total": everything}
+    sets = ["()"]
     for name, col in DIMENSIONS.items():
         sets.append(f"({col})")
         ids[name] = mask(col)
@@ -81,18 +83,15 @@ def _grouping_sql(top: int) -> tuple[str, dict[str, int]]:
         sets.append(f"({cols})")
         ids[name] = mask(cols)
     ranked = ", ".join(str(ids[n]) for n in DIMENSIONS)
-    page = "FILTER (WHERE kind = 'page')"
     sql = f"""
         SELECT GROUPING_ID({", ".join(columns)}) AS g, {", ".join(columns)},
-               count(*) {page} AS n, count(DISTINCT visitor) {page} AS v,
-               count(visitor) {page} AS keyed, count(country) {page} AS located,
-               count(*) AS requests
+               count(*) AS n, count(DISTINCT visitor) AS v,
+               count(visitor) AS keyed, count(country) AS located
         FROM (
-            SELECT *, ts::DATE AS d, date_trunc('hour', ts) AS h
-            FROM requests WHERE ts >= ? AND ts < ?
+            SELECT *, epoch(ts)::BIGINT // {_QUARTER} AS q
+            FROM requests WHERE kind = 'page' AND ts >= ? AND ts < ?
         )
         GROUP BY GROUPING SETS ({", ".join(sets)})
-        HAVING g = {ids["kind"]} OR g = {ids["total"]} OR n > 0
         QUALIFY g NOT IN ({ranked})
             OR row_number() OVER (PARTITION BY g ORDER BY n DESC) <= {top}
     """
@@ -137,10 +136,10 @@ def build_report(
         con.execute(f"SET TimeZone = '{tz.key}'")
         skipped = requests_view(con, json_files, parquet_files, consent_prefix)
         try:
-            found, kinds, entries = _query(con, start, end, top)
+            found, kinds, entries, day_keys = _query(con, start, end, top)
         except (duckdb.IOException, duckdb.InvalidInputException):
             skipped = requests_view(con, json_files, parquet_files, consent_prefix, check=True)
-            found, kinds, entries = _query(con, start, end, top)
+            found, kinds, entries, day_keys = _query(con, start, end, top)
     finally:
         con.close()
     sql_ids = _grouping_sql(top)[1]
@@ -152,28 +151,32 @@ def build_report(
     def ranking(name: str, key: str) -> list[dict[str, Any]]:
         return _rows(found, sql_ids[name], DIMENSIONS[name], key, keyed)
 
-    days = {r["d"]: r for r in found if r["g"] == sql_ids["day"]}
-    hours = {r["h"]: r for r in found if r["g"] == sql_ids["hour"]}
-    undecided = {
-        r["d"]: r["n"]
-        for r in found
-        if r["g"] == sql_ids["consent_day"] and r["consent"] == "undecided"
-    }
+    day_views: Counter[date] = Counter()
+    hour_views: Counter[datetime] = Counter()
+    undecided: Counter[date] = Counter()
+    for r in found:
+        if r["g"] not in (sql_ids["quarter"], sql_ids["consent_quarter"]):
+            continue
+        local = datetime.fromtimestamp(r["q"] * _QUARTER, tz)
+        if r["g"] == sql_ids["quarter"]:
+            day_views[local.date()] += r["n"]
+            hour_views[local.replace(minute=0)] += r["n"]
+        elif r["consent"] == "undecided":
+            undecided[local.date()] += r["n"]
+    daily_visitors = {r["d"]: r["v"] for r in day_keys}
     series_day = []
     for n in range((last - first).days + 1):
         d = first + timedelta(n)
-        r = days.get(d)
-        item = {"date": d.isoformat(), "pageviews": r["n"] if r else 0}
+        item: dict[str, Any] = {"date": d.isoformat(), "pageviews": day_views[d]}
         if keyed:
-            item["visitors"] = r["v"] if r else 0
+            item["visitors"] = daily_visitors.get(d, 0)
         series_day.append(item)
     series_hour = []
     moment = start
     while moment < end:
         local = moment.astimezone(tz)
-        r = hours.get(local)
         series_hour.append(
-            {"hour": local.strftime("%Y-%m-%dT%H:00%z"), "pageviews": r["n"] if r else 0}
+            {"hour": local.strftime("%Y-%m-%dT%H:00%z"), "pageviews": hour_views[local]}
         )
         moment += timedelta(hours=1)
     figures = (consent or NoConsentCounts()).figures(first, last, tz)
@@ -220,13 +223,24 @@ def build_report(
 
 def _query(
     con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, top: int
-) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]], list[dict[str, Any]]]:
     sql, ids = _grouping_sql(top + 1)  # one spare: a NULL campaign row may take a place
     found = fetch_dicts(con, sql, [start, end])
-    kinds = {r["kind"]: r["requests"] for r in found if r["g"] == ids["kind"]}
+    kinds = dict(
+        con.execute(
+            "SELECT kind, count(*) FROM requests WHERE ts >= ? AND ts < ? GROUP BY kind",
+            [start, end],
+        ).fetchall()
+    )
     total = next((r for r in found if r["g"] == ids["total"]), None)
     if not (total and total["keyed"]):
-        return found, kinds, []
+        return found, kinds, [], []
+    day_keys = fetch_dicts(
+        con,
+        "SELECT ts::DATE AS d, count(DISTINCT visitor) AS v FROM requests "
+        "WHERE kind = 'page' AND ts >= ? AND ts < ? GROUP BY d",
+        [start, end],
+    )
     entries = fetch_dicts(
         con,
         f"""
@@ -238,4 +252,4 @@ def _query(
         """,
         [start, end],
     )
-    return found, kinds, entries
+    return found, kinds, entries, day_keys
