@@ -142,7 +142,9 @@ def test_concurrent_purges(tmp_path: Path) -> None:
 
 def test_service_maintain_with_injected_clock(tmp_path: Path, caplog) -> None:
     now = [ts(2026, 11, 28, 1)]
-    log = RequestLog(tmp_path, clock=lambda: now[0], compress_after=600, legal_hold="audit")
+    log = RequestLog(
+        tmp_path, clock=lambda: now[0], compress_after=600, legal_hold="audit", columnar=False
+    )
     write(tmp_path, "2020-01-01", ["old"])
     write(tmp_path, "2026-11-27", ["y"])
     with caplog.at_level(logging.WARNING, logger="consentmw.requestlog"):

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     check = sub.add_parser("check", help="validate CONSENTMW_* settings and print them")
     check.set_defaults(func=_check)
-    for module in ("consentmw.requestlog.cli", "consentmw.records.cli"):
+    for module in ("consentmw.requestlog.cli", "consentmw.records.cli", "consentmw.analytics.cli"):
         try:
             register = __import__(module, fromlist=["register_cli"]).register_cli
         except ImportError:  # an optional part that is not installed

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from consentmw.analytics.sources import COLUMNAR_RE
 from consentmw.requestlog.files import lock_exclusive_nb, unlock
 from consentmw.requestlog.periods import LOG_FILE_RE, period_end
 from consentmw.retention import legal_hold_reason, months_before
@@ -152,6 +153,10 @@ def purge(
         end = period_end(log.key, tz, rotation_seconds)
         if end is not None and end <= cutoff:
             result.expired.append(log.path)
+    for path, key in _columnar_copies(directory):  # analytics' copies share the retention
+        end = period_end(key, tz, rotation_seconds)
+        if end is not None and end <= cutoff:
+            result.expired.append(path)
     _clean_stale_tmp(directory, moment.timestamp(), dry_run)
     if not result.expired:
         return result
@@ -179,6 +184,16 @@ def purge(
             directory,
         )
     return result
+
+
+def _columnar_copies(directory: str | Path) -> list[tuple[Path, str]]:
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [
+        (Path(directory) / name, m["key"]) for name in names if (m := COLUMNAR_RE.match(name))
+    ]
 
 
 def log_legal_hold(result: PurgeResult, directory: str | Path, retention_months: int) -> None:

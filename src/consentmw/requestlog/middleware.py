@@ -110,9 +110,10 @@ class RequestLogMiddleware:
         status = 0
         size = 0
         logged = False
+        content_type = None
 
         async def logging_send(message: Message) -> None:
-            nonlocal status, size, logged
+            nonlocal status, size, logged, content_type
             kind = message["type"]
             if kind == "http.response.body":
                 size += len(message.get("body", b""))
@@ -121,6 +122,7 @@ class RequestLogMiddleware:
                     return
             elif kind == "http.response.start":
                 status = message["status"]
+                content_type = _content_type(message.get("headers"))
                 await send(message)
                 return
             elif kind != "http.response.pathsend":
@@ -130,7 +132,9 @@ class RequestLogMiddleware:
             if not logged:
                 logged = True
                 try:
-                    self._enqueue(scope, started, t0, masked, asn, isp, status, size)
+                    self._enqueue(
+                        scope, started, t0, masked, asn, isp, status, size, content_type
+                    )
                 except Exception:
                     self._enqueue_failed()
 
@@ -139,10 +143,12 @@ class RequestLogMiddleware:
         except BaseException:
             if not logged:
                 logged = True
-                self._finish(scope, started, t0, masked, asn, isp, status or 500, size)
+                self._finish(
+                    scope, started, t0, masked, asn, isp, status or 500, size, content_type
+                )
             raise
         if not logged:  # the app returned without finishing (client gone)
-            self._finish(scope, started, t0, masked, asn, isp, status or 500, size)
+            self._finish(scope, started, t0, masked, asn, isp, status or 500, size, content_type)
 
     async def _lifespan(self, scope: Scope, receive: Any, send: Any) -> None:
         async def lifespan_receive() -> Message:
@@ -182,9 +188,10 @@ class RequestLogMiddleware:
         isp: str | None,
         status: int,
         size: int,
+        content_type: bytes | None = None,
     ) -> None:
         try:
-            self._enqueue(scope, started, t0, masked, asn, isp, status, size)
+            self._enqueue(scope, started, t0, masked, asn, isp, status, size, content_type)
         except Exception:
             self._enqueue_failed()
 
@@ -203,6 +210,7 @@ class RequestLogMiddleware:
         isp: str | None,
         status: int,
         size: int,
+        content_type: bytes | None = None,
     ) -> None:
         """One plain tuple (:data:`~consentmw.requestlog.record.RAW_FIELDS`) to the queue.
 
@@ -226,5 +234,20 @@ class RequestLogMiddleware:
                 headers,
                 getattr(state, "summary", "undecided"),
                 getattr(state, "language", None),
+                (content_type, scope.get("query_string")),  # for kind and campaign only
             )
         )
+
+
+def _content_type(headers: Any) -> bytes | None:
+    """The response's ``Content-Type`` value (the request log's ``kind`` needs it).
+
+    Never raises: odd header items are the server's to refuse, not the logger's.
+    """
+    try:
+        for name, value in headers or ():
+            if bytes(name).lower() == b"content-type":
+                return bytes(value)[:256]
+    except (TypeError, ValueError):
+        pass
+    return None

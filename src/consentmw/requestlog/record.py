@@ -17,6 +17,7 @@ from math import modf
 from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from consentmw.analytics.fields import ANALYTICS_FIELDS, analytics_fields, make_fields_json
 from consentmw.privacy.paths import clean_path
 from consentmw.requestlog.periods import utc_iso
 from consentmw.requestlog.useragent import UAInfo, UAParser
@@ -53,6 +54,7 @@ RECORD_FIELDS = (
     "referrer",
     "consent",
     "language",
+    *ANALYTICS_FIELDS,  # kind, utm_source, utm_medium, utm_campaign
 )
 
 CONSENT_STATES = frozenset({"granted", "denied", "undecided"})
@@ -77,6 +79,7 @@ class PendingRecord(NamedTuple):
     consent: str
     language: object  # the consent state's, whatever ConsentMiddleware put there
     accept_language: bytes | None
+    extra: tuple[bytes | None, bytes | None] | None = None  # Content-Type, query string
 
 
 #: What :class:`RequestLogMiddleware` enqueues instead (a plain tuple, cheapest to build):
@@ -84,12 +87,12 @@ class PendingRecord(NamedTuple):
 #: server gave them (User-Agent, Referer and Accept-Language are picked out by the writer
 #: thread), then the consent summary and language. ``method`` is not yet cut to 16
 #: characters. The headers stay in memory only, until the writer has encoded the record.
-RAW_FIELDS = (*PendingRecord._fields[:9], "headers", "consent", "language")
+RAW_FIELDS = (*PendingRecord._fields[:9], "headers", "consent", "language", "extra")
 
 
 def from_raw(raw: Sequence[Any]) -> tuple[Any, ...]:
     """A :data:`RAW_FIELDS` tuple as a plain tuple in :class:`PendingRecord`'s order."""
-    t, ip, asn, isp, method, path, status, size, duration, headers, consent, language = raw
+    t, ip, asn, isp, method, path, status, size, duration, headers, consent, language = raw[:12]
     user_agent = referer = accept_language = None
     for name, value in headers or ():
         if name == b"user-agent":
@@ -115,6 +118,7 @@ def from_raw(raw: Sequence[Any]) -> tuple[Any, ...]:
         consent,
         language,
         accept_language,
+        raw[12] if len(raw) > 12 else None,
     )
 
 
@@ -163,6 +167,7 @@ def build_record(
     p: PendingRecord,
     parse_ua: UAParser,
     redact_path: Callable[[str], str] | None = None,
+    consent_prefix: str = "/_consent",
 ) -> dict[str, Any]:
     ua = parse_ua(p.user_agent.decode("latin-1") if p.user_agent else None)
     path = decode_path(p.path)
@@ -187,6 +192,9 @@ def build_record(
         "referrer": referrer_host(p.referer),
         "consent": p.consent if p.consent in CONSENT_STATES else "undecided",
         "language": primary_language(p.language, p.accept_language),
+        **analytics_fields(
+            method, p.status, p.path, p.user_agent, ua.device, p.extra, consent_prefix
+        ),
     }
 
 
@@ -240,6 +248,7 @@ def make_encoder(
     parse_ua: UAParser | Callable[[str | None], UAInfo],
     redact_path: Callable[[str], str] | None = None,
     cache_size: int = _CACHE_LIMIT,
+    consent_prefix: str = "/_consent",
 ) -> Callable[[Sequence[Any]], str]:
     """``record -> line`` (``str``, ASCII, ending in a newline) for the writer thread.
 
@@ -256,11 +265,12 @@ def make_encoder(
     state_langs: dict[str, str] = {}
     accepts: dict[bytes, str] = {}
     ua_limit = max(cache_size, 1)
+    fields_json = make_fields_json(parse_ua, consent_prefix)
 
     def slow(p: Sequence[Any]) -> str:
         if type(p) is not PendingRecord:
-            p = PendingRecord._make(from_raw(p) if len(p) == 12 else p)
-        return _ENCODER.encode(build_record(p, parse_ua, redact_path)) + "\n"
+            p = PendingRecord(*(from_raw(p) if len(p) in (12, 13) else p))
+        return _ENCODER.encode(build_record(p, parse_ua, redact_path, consent_prefix)) + "\n"
 
     def referrer_json(ref: bytes) -> str:
         m = _REFERRER_FAST.match(ref)
@@ -275,9 +285,12 @@ def make_encoder(
 
     def encode(p: Sequence[Any]) -> str:
         try:
-            if len(p) == 12:  # RAW_FIELDS, from the middleware
+            if len(p) <= 13:  # RAW_FIELDS, from the middleware
                 p = from_raw(p)
-            t, ip, asn, isp, method, path, status, size, dur, ua, ref, consent, lang, accept = p
+            extra = p[14] if len(p) > 14 else None
+            t, ip, asn, isp, method, path, status, size, dur, ua, ref, consent, lang, accept = (
+                p if len(p) == 14 else p[:14]
+            )
             if (
                 type(status) is not int
                 or type(size) is not int
@@ -369,12 +382,13 @@ def make_encoder(
                         lj = _json_value(primary_language(None, accept))
                         if len(accept) <= _MAX_CACHED_KEY:
                             _bounded_put(accepts, accept, lj, _CACHE_LIMIT)
+            aj = fields_json(method, status, path, ua, extra)
         except Exception:
             return slow(p)
         return (
             f'{head}{_MS[us // 1000]},{ipj},"method":{mj},"path":{pj},"status":{status},'
             f'"bytes":{size},"duration_ms":{dj},{uaj},"referrer":{rj},"consent":{cj},'
-            f'"language":{lj}}}\n'
+            f'"language":{lj}{aj}}}\n'
         )
 
     return encode

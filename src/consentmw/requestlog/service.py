@@ -7,6 +7,7 @@ tests, the benchmark and other servers drive the same code without an ASGI app.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import logging
 import os
 import threading
@@ -69,6 +70,8 @@ class RequestLog:
         maintenance_interval: float = 300.0,
         flush_interval: float = 0.2,
         redact_path: Callable[[str], str] | None = None,
+        consent_prefix: str = "/_consent",
+        columnar: bool | None = None,
         clock: Callable[[], float] = time.time,
         rotation_seconds: int | None = None,
         file_mode: int = 0o640,
@@ -83,6 +86,8 @@ class RequestLog:
             raise ValueError(f"legal_hold must be True/False or a reason, got {legal_hold!r}")
         if redact_path is not None and not callable(redact_path):
             raise ValueError("redact_path must be a callable taking and returning a path")
+        if not isinstance(consent_prefix, str) or not consent_prefix.startswith("/"):
+            raise ValueError(f"consent_prefix must be a path (/_consent), got {consent_prefix!r}")
         if not callable(clock):
             raise ValueError("clock must be a callable returning POSIX seconds")
         self.directory = Path(directory)
@@ -93,6 +98,9 @@ class RequestLog:
         self.ipv6_prefix = _prefix(ipv6_prefix, "ipv6_prefix", 128)
         self.legal_hold = legal_hold
         self.compress = bool(compress)
+        # Parquet copies of compressed periods for analytics; None: if its extra is there.
+        self.columnar = _columnar_available() if columnar is None else bool(columnar)
+        self.consent_prefix = consent_prefix
         self.compress_after = _positive(compress_after, "compress_after", allow_zero=True)
         self.maintenance_interval = _positive(maintenance_interval, "maintenance_interval")
         self.rotation_seconds = rotation_seconds
@@ -108,7 +116,9 @@ class RequestLog:
             Schedule(rotation, self.tz, rotation_seconds),
             queue_size=_positive(queue_size, "queue_size", int),
             flush_interval=_positive(flush_interval, "flush_interval"),
-            encode=make_encoder(parse_ua, redact_path, ua_cache_size),
+            encode=make_encoder(
+                parse_ua, redact_path, ua_cache_size, consent_prefix.rstrip("/") or "/"
+            ),
         )
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
@@ -174,6 +184,10 @@ class RequestLog:
         now = self.clock()
         if self.compress:
             compress_ended(self.directory, self.tz, now, self.compress_after, self.rotation_seconds)
+            if self.columnar:
+                from consentmw.analytics.columnar import sync
+
+                sync(self.directory, self.consent_prefix, limit=4)
         result = purge(
             self.directory,
             self.retention_months,
@@ -199,6 +213,10 @@ class RequestLog:
         self._housekeeper = None
         self._stop = threading.Event()
         self.writer.reset_after_fork()
+
+
+def _columnar_available() -> bool:
+    return importlib.util.find_spec("duckdb") is not None  # the analytics extra
 
 
 def _register_process_hooks(log: RequestLog) -> None:

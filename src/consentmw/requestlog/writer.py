@@ -202,7 +202,7 @@ class LogWriter:
 def _encoder_from_build(build: Callable[[PendingRecord], dict[str, Any]]) -> Callable[..., str]:
     def encode(pending: Sequence[Any]) -> str:
         if type(pending) is not PendingRecord:
-            pending = PendingRecord._make(pending if len(pending) != 12 else from_raw(pending))
+            pending = PendingRecord(*(from_raw(pending) if len(pending) in (12, 13) else pending))
         return _ENCODER.encode(build(pending)) + "\n"
 
     return encode
