@@ -36,7 +36,8 @@ def return_path(scope: Mapping[str, Any]) -> str:
     """
     raw = scope.get("raw_path")
     if isinstance(raw, bytes | bytearray) and raw.startswith(b"/"):
-        path = quote(_LONE_PERCENT.sub(b"%25", bytes(raw)), safe=_KEEP)
+        raw = bytes(raw).split(b"?", 1)[0]  # some servers leave the query in raw_path
+        path = quote(_LONE_PERCENT.sub(b"%25", raw), safe=_KEEP)
     else:  # ``path`` is decoded: a '%', '?' or '#' in it was an escape in the request
         decoded = str(scope.get("path") or "/").encode("utf-8", "surrogateescape")
         path = quote(decoded, safe=_DECODED_KEEP)
