@@ -29,7 +29,7 @@ def _check(args: argparse.Namespace) -> int:
     """Validate the configuration from CONSENTMW_* variables and print it, redacted."""
     import json
 
-    from .envconfig import config_from_env, describe
+    from .envconfig import config_from_env, deployment_notes, describe
 
     try:
         config = config_from_env()
@@ -37,6 +37,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"consentmw: configuration error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(describe(config), indent=2, ensure_ascii=False))
+    for note in deployment_notes(config):
+        print(f"consentmw: note: {note}", file=sys.stderr)
     print("consentmw: configuration OK", file=sys.stderr)
     return 0
 

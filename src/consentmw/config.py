@@ -22,6 +22,7 @@ from .registry import (
     consent_cookie_spec,
 )
 from .retention import DEFAULT_RETENTION_MONTHS, validate_retention_months
+from .urls import parse_origin, redact_url
 
 MIN_SECRET_BYTES = 32
 DEFAULT_LIFETIME_DAYS = 182
@@ -66,6 +67,21 @@ def _secret_keys(value: Any) -> tuple[bytes, ...]:
     return tuple(keys)
 
 
+def _check_origins(value: Any) -> None:
+    if isinstance(value, str | bytes):
+        raise ConfigError(
+            f"trusted_origins must be a list of origins, e.g. ['https://www.example.no'], "
+            f"not the string {value!r}"
+        )
+    for item in value:
+        if not isinstance(item, str) or parse_origin(item) is None:
+            raise ConfigError(
+                f"trusted_origins entry {item!r} is not an origin: write scheme, host and "
+                "optional port, like 'https://www.example.no' or 'https://example.no:8443' "
+                "(http or https; no path, not even a trailing '/'; IDNs in punycode)"
+            )
+
+
 @dataclass(frozen=True)
 class ConsentConfig:
     """All options of :class:`~consentmw.ConsentMiddleware`.
@@ -96,6 +112,7 @@ class ConsentConfig:
     records_retention_months: int = DEFAULT_RETENTION_MONTHS
     legal_hold: bool | str = False
     trusted_proxies: Sequence[str] = ()
+    trusted_origins: Sequence[str] = ()
     ipv4_prefix: int = 16
     ipv6_prefix: int = 48
     timezone: str = "Europe/Oslo"
@@ -163,8 +180,9 @@ class ConsentConfig:
             ("sqlite://", "postgresql://", "postgres://")
         ):
             raise ConfigError(
-                f"records_url {self.records_url!r} must be 'sqlite:///path/to/file.db', "
-                "'postgresql://user@host/db', or None to turn receipts off"
+                f"records_url {redact_url(str(self.records_url))!r} must be "
+                "'sqlite:///path/to/file.db', 'postgresql://user@host/db', "
+                "or None to turn receipts off"
             )
         try:
             validate_retention_months(self.records_retention_months, "records_retention_months")
@@ -197,6 +215,7 @@ class ConsentConfig:
                 f"timezone {self.timezone!r} is not an IANA time zone such as 'Europe/Oslo' "
                 "or 'UTC' (times on the visitor's pages are shown in it)"
             ) from None
+        _check_origins(self.trusted_origins)
         cookies = [*self.cookies, *self.extra_cookies]
         if not any(c.name == self.cookie_name for c in cookies):
             cookies.append(consent_cookie_spec(self.cookie_name, lifetime))
@@ -204,6 +223,22 @@ class ConsentConfig:
             set_(self, "registry", Registry(self.categories, cookies))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def __repr__(self) -> str:
+        """Every option, with the secret keys and any password in a URL redacted."""
+        items = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "secret_key":
+                shown = f"<{len(self.secret_keys)} key(s), redacted>"
+            elif isinstance(value, str) and "://" in value:
+                shown = repr(redact_url(value))
+            else:
+                shown = repr(value)
+            items.append(f"{f.name}={shown}")
+        return f"{type(self).__name__}({', '.join(items)})"
 
     @property
     def lifetime_seconds(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Send
@@ -20,11 +20,13 @@ from .consent import ConsentState, new_consent_id
 from .records import RecordsUnavailable
 from .resources import static_files
 from .setcookie import expire_headers, request_cookie_names
+from .urls import Origin, origin_of_url, parse_origin, request_origin, safe_next
 
 if TYPE_CHECKING:
     from .middleware import ConsentMiddleware, RequestContext
 
 MAX_BODY = 64 * 1024
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 NO_STORE = {"Cache-Control": "no-store", "Vary": "Cookie"}
 ACTIONS = ("accept_all", "reject_all", "save")
 SOURCES = ("banner", "preferences", "api", "signal")
@@ -36,36 +38,38 @@ class HTTPError(Exception):
         self.status, self.message = status, message
 
 
-def safe_next(value: str | None) -> str:
-    """``value`` when it is a path on this site, else ``/`` (no open redirects)."""
-    if not value or len(value) > 2048 or not value.startswith("/"):
-        return "/"
-    if value.startswith("//") or "\\" in value:
-        return "/"
-    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
-        return "/"
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return "/"
-    return value
+def is_same_origin(ctx: RequestContext, trusted: frozenset[Origin] = frozenset()) -> bool:
+    """Whether a state-changing request comes from this site's own pages.
 
+    The site's origin is ``trusted`` (the ``trusted_origins`` option) when set, else the
+    request's scheme and ``Host``; scheme, host and port must all match.
 
-def is_same_origin(ctx: RequestContext) -> bool:
-    """Refuse requests a browser marks as cross-site or whose Origin is another site."""
+    - ``Sec-Fetch-Site``, when sent, must be ``same-origin`` or ``none`` (typed by the
+      user): ``same-site`` is refused, since a sibling subdomain is another origin.
+    - ``Origin``, when sent, must be the site's origin (``null`` never is).
+    - Without ``Origin`` (browsers before Firefox 70 on same-origin form posts), a
+      ``Referer``, when sent, must be on the site's origin.
+    - Without all three the request is accepted: that is a non-browser client (curl, a
+      server-side script) deciding for itself, since every browser that could carry a
+      visitor across sites sends at least one of them.
+    """
     fetch_site = ctx.header(b"sec-fetch-site")
-    if fetch_site == b"cross-site":
+    if fetch_site is not None and fetch_site.strip().lower() not in (b"same-origin", b"none"):
         return False
     origin = ctx.header(b"origin")
-    if origin is None:
-        return True
-    if origin == b"null":
+    if origin is not None:
+        sender = parse_origin(origin.decode("latin-1").strip())
+    else:
+        referer = ctx.header(b"referer")
+        if referer is None:
+            return True
+        sender = origin_of_url(referer.decode("latin-1").strip())
+    if sender is None:
         return False
-    try:
-        netloc = urlsplit(origin.decode("latin-1")).netloc.lower()
-    except ValueError:
-        return False
-    host = (ctx.header(b"host") or b"").decode("latin-1").lower()
-    return bool(netloc) and netloc == host
+    if trusted:
+        return sender in trusted
+    scheme = str(ctx.scope.get("scheme") or "http")
+    return sender == request_origin(scheme, ctx.host)
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -91,6 +95,11 @@ class Endpoints:
         self.mw = mw
         self.config = mw.config
         self.prefix = mw.config.prefix
+        self.origins = frozenset(
+            origin
+            for origin in map(parse_origin, mw.config.trusted_origins)
+            if origin is not None  # validated in ConsentConfig: always an origin
+        )
 
     async def __call__(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
         scope = ctx.scope
@@ -124,6 +133,9 @@ class Endpoints:
                 response = self.page(ctx, sub[1:])
         except HTTPError as exc:
             response = PlainTextResponse(exc.message, exc.status, headers=NO_STORE)
+        # Every answer, errors and static files included: no browser may read a text
+        # answer as script or a JSON error as HTML.
+        response.raw_headers.append(NOSNIFF)
         await response(scope, receive, send)
 
     # -- GET ---------------------------------------------------------------------------------
@@ -203,7 +215,7 @@ class Endpoints:
 
     async def forget(self, ctx: RequestContext, receive: Receive) -> Response:
         """Delete this visitor's receipts and every optional cookie, and the consent cookie."""
-        if not is_same_origin(ctx):
+        if not is_same_origin(ctx, self.origins):
             raise HTTPError(403, "cross-site requests are refused")
         await read_body(receive)
         store = self.mw.receipts.store
@@ -233,7 +245,7 @@ class Endpoints:
 
     # -- POST --------------------------------------------------------------------------------
     async def decide(self, ctx: RequestContext, receive: Receive) -> Response:
-        if not is_same_origin(ctx):
+        if not is_same_origin(ctx, self.origins):
             raise HTTPError(403, "cross-site consent requests are refused")
         content_type = (ctx.header(b"content-type") or b"").split(b";")[0].strip().lower()
         body = await read_body(receive)
@@ -244,17 +256,18 @@ class Endpoints:
         else:
             raise HTTPError(415, "send application/x-www-form-urlencoded or application/json")
         new_state = self.new_state(ctx.state, action, categories)
-        headers = self.decision_headers(ctx, new_state)
-        lang = ctx.language or self.mw.language(ctx)
-        await self.mw.receipts.record(
-            ctx.scope, ctx.headers, lang, ctx.state, new_state, action, source
-        )
+        # The whole answer is built before the receipt is written: a receipt stands for a
+        # decision the visitor's browser was then told about.
         if next_path is None:
             response: Response = JSONResponse(self.state_json(new_state), headers=NO_STORE)
         else:
             response = Response(status_code=303, headers={**NO_STORE, "Location": next_path})
-        for value in headers:
+        for value in self.decision_headers(ctx, new_state):
             response.raw_headers.append((b"set-cookie", value))
+        lang = ctx.language or self.mw.language(ctx)
+        await self.mw.receipts.record(
+            ctx.scope, ctx.headers, lang, ctx.state, new_state, action, source
+        )
         return response
 
     def parse_form(self, ctx: RequestContext, body: bytes) -> tuple[str, set[str], str, str]:
@@ -281,6 +294,8 @@ class Endpoints:
             data = json.loads(body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPError(400, "malformed JSON body") from exc
+        except RecursionError as exc:  # e.g. 30,000 '[': fits the size limit, not the stack
+            raise HTTPError(400, "JSON body nested too deeply") from exc
         if not isinstance(data, dict):
             raise HTTPError(400, 'send a JSON object such as {"categories": ["analytics"]}')
         action = data.get("action", "save")

@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import ConfigError, ConsentConfig
 from .registry import Category, CookieSpec
+from .urls import redact_url
 
 PREFIX = "CONSENTMW_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -23,7 +24,7 @@ _FALSE = {"0", "false", "no", "off"}
 _INTS = {"consent_lifetime_days", "records_retention_months", "ipv4_prefix", "ipv6_prefix"}
 _BOOLS = {"honour_privacy_signals"}
 _OPTIONAL_BOOLS = {"secure_cookie"}
-_LISTS = {"trusted_proxies"}
+_LISTS = {"trusted_proxies", "trusted_origins"}
 _NULLABLE = {"google_analytics_id", "records_url", "privacy_policy_url", "cookie_domain",
              "templates_dir"}  # fmt: skip
 _SECRETS = {"secret_key"}
@@ -106,9 +107,7 @@ def describe(config: ConsentConfig) -> dict[str, Any]:
         value = getattr(config, f.name)
         if f.name in _SECRETS:
             out[f.name] = f"<{len(config.secret_keys)} key(s), redacted>"
-        elif f.name == "records_url" and value:
-            from .records import redact_url
-
+        elif isinstance(value, str) and "://" in value:
             out[f.name] = redact_url(value)
         elif f.name in ("categories",):
             out[f.name] = [c.name for c in value]
@@ -121,6 +120,22 @@ def describe(config: ConsentConfig) -> dict[str, Any]:
         else:
             out[f.name] = value if value is None or isinstance(value, bool | int) else str(value)
     return out
+
+
+def deployment_notes(config: ConsentConfig) -> list[str]:
+    """Warnings about settings that are valid but often wrong in a real deployment."""
+    notes: list[str] = []
+    if config.secure_cookie is True and not config.trusted_origins:
+        notes.append(
+            "secure_cookie is on but trusted_origins is empty, so consent POSTs are checked "
+            "against the scheme the app sees. If TLS ends at a load balancer that sends no "
+            "X-Forwarded-Proto the app sees http while browsers send an https Origin, and "
+            "every decision is refused with 403. Set "
+            f"{env_name('trusted_origins')}=https://www.example.no (your site's origins, "
+            "comma-separated), or run uvicorn with --proxy-headers and "
+            "--forwarded-allow-ips set to the load balancer's addresses."
+        )
+    return notes
 
 
 #: RequestLogMiddleware options and their variables (shared ones keep their consent names).

@@ -42,6 +42,7 @@ from .setcookie import (
     request_cookie_names,
     set_cookie_name,
 )
+from .urls import return_path
 
 logger = logging.getLogger("consentmw")
 SCOPE_KEY = "consentmw"
@@ -496,7 +497,5 @@ class _Responder:
 
 
 def _next_path(scope: Scope) -> str:
-    """Where a no-JS decision form returns to: this page."""
-    query = scope.get("query_string", b"")
-    path: str = scope.get("path", "/")
-    return path + "?" + query.decode("latin-1") if query else path
+    """Where a no-JS decision form returns to: this page, as percent-encoded ASCII."""
+    return return_path(scope)
