@@ -17,13 +17,14 @@ scanning the whole body for a marker, keeps the cost independent of the page siz
 from __future__ import annotations
 
 import codecs
-import functools
 import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from starlette.types import Message, Send
+
+from .cache import memoize
 
 __all__ = [
     "SNIPPET_END",
@@ -127,7 +128,7 @@ def _html_lang(head: bytes) -> str | None:
     return _lang_of_tag(head[at : end + 1])
 
 
-@functools.lru_cache(maxsize=256)
+@memoize(256, 256 * 1024, max_key=1024)
 def _lang_of_tag(tag: bytes) -> str | None:
     return find_html_lang(tag)
 
@@ -164,7 +165,7 @@ def csp_nonce(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=64)
+@memoize(64, 64 * 1024, max_key=64)
 def _codec_for(charset: str) -> str | None:
     """Python codec for ``charset`` if it encodes ASCII markup as ASCII (so byte search works)."""
     probe = "</body> <html lang=" + SNIPPET_MARKER.decode()
@@ -175,7 +176,7 @@ def _codec_for(charset: str) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=256)
+@memoize(256, 256 * 1024, max_key=256)
 def _html_codec(content_type: bytes) -> str | None:
     """The codec to write into an HTML response of ``content_type``, or None to leave it."""
     ctype = content_type.decode("latin-1")
