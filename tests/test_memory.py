@@ -20,7 +20,6 @@ import pytest
 
 from .conftest import free_port
 
-pytest.importorskip("httptools")  # uvicorn[standard], in the test extra
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +29,8 @@ MAX_GROWTH_MB = 20
 
 @pytest.fixture
 def server() -> Iterator[tuple[int, int]]:
-    """A uvicorn process (httptools parser) serving the test site behind ConsentMiddleware."""
+    """A uvicorn process (httptools parser, from uvicorn[standard] in the test extra)
+    serving the test site behind ConsentMiddleware."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     proc = subprocess.Popen(
