@@ -154,7 +154,7 @@ class Micro:
 
         # -- consent cookie ------------------------------------------------------------
         def verify_cold() -> Any:
-            codec._verify.cache_clear()
+            codec._verified.clear()
             return codec.decode(cookie_value)
 
         self.time("consent cookie verify, cold (cache cleared)", verify_cold, 5000)

@@ -27,6 +27,7 @@ from jinja2 import (
     select_autoescape,
 )
 
+from .cache import ENTRY_BYTES, BoundedCache
 from .config import LANGUAGES, ConsentConfig
 from .consent import ConsentState
 from .registry import FIRST_PARTY, CookieSpec
@@ -226,9 +227,9 @@ _NONCE_ATTR = ' nonce="__consentmw_nonce__"'
 _PLACEHOLDERS = re.compile(f"({_NEXT}|{_NONCE_ATTR})")
 _NONCE = re.compile(r"^[A-Za-z0-9+/=_\-]{1,128}$")
 _NB_TAGS = ("nb", "no", "nn")
+_MAX_CACHED_PATH = 1024  # path and query of the page a snippet returns to
 
 
-@lru_cache(maxsize=512)
 def _accept_language(header: str, default: str) -> str:
     best, best_q = default, -1.0
     for i, item in enumerate(header.split(",")[:32]):
@@ -348,7 +349,10 @@ class Banner:
             name: f"{prefix}/static/{f.digest}/{name}" for name, f in static_files().items()
         }
         self._snippets: dict[tuple[Any, ...], _Segments] = {}
-        self._finished: dict[tuple[Any, ...], Snippet] = {}
+        # Finished snippets per state and page; long URLs (crawlers, probes) are not kept.
+        self._finished: BoundedCache[tuple[Any, ...], Snippet] = BoundedCache(
+            1024, 8 * 1024 * 1024
+        )
 
     # -- shared context ----------------------------------------------------------------
     def context(self, lang: str, state: ConsentState, **extra: Any) -> dict[str, Any]:
@@ -425,10 +429,10 @@ class Banner:
                 self._snippets[key] = segments
         nonce_attr = f' nonce="{nonce}"' if nonce and _NONCE.match(nonce) else ""
         snippet = Snippet(segments, escape(next_path, quote=True), nonce_attr)
-        if not nonce:
-            if len(self._finished) >= 1024:  # bounded: a crawler cannot grow it without end
-                self._finished.clear()
-            self._finished[(key, next_path)] = snippet
+        if not nonce and len(next_path) <= _MAX_CACHED_PATH:
+            # The path twice (as given, escaped) and the snippet once per charset it is sent in.
+            size = ENTRY_BYTES + 2 * len(next_path) + sum(map(len, segments.texts))
+            self._finished.put((key, next_path), snippet, size)
         return snippet
 
     def page(self, template: str, lang: str, state: ConsentState, **extra: Any) -> str:

@@ -12,11 +12,12 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any, Literal
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from .cache import MISSING, BoundedCache
 from .registry import NECESSARY
 
 #: Browsers cap a cookie at 4096 bytes; anything larger was not written by us.
@@ -102,7 +103,11 @@ class ConsentCodec:
         )
         self.policy_version = policy_version
         self.lifetime = lifetime_seconds
-        self._verify = lru_cache(maxsize=2048)(self._verify_uncached)
+        # Keyed by the cookie's value, not the whole Cookie header: analytics cookies change
+        # the header on every page while the consent cookie stays the same.
+        self._verified: BoundedCache[str, tuple[ConsentState, int] | None] = BoundedCache(
+            2048, 2 * 1024 * 1024
+        )
 
     def encode(self, state: ConsentState) -> str:
         payload: dict[str, Any] = {
@@ -135,7 +140,10 @@ class ConsentCodec:
         """
         if not value or len(value) > MAX_COOKIE_BYTES:
             return None
-        return self._verify(value)
+        verified = self._verified.get(value, MISSING)
+        if verified is MISSING:
+            verified = self._verified.put(value, self._verify_uncached(value))
+        return verified
 
     def _verify_uncached(self, value: str) -> tuple[ConsentState, int] | None:
         try:

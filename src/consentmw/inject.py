@@ -22,7 +22,6 @@ rendered for the comparison only when the marker is there.
 from __future__ import annotations
 
 import codecs
-import functools
 import logging
 import re
 from collections import deque
@@ -30,6 +29,8 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from starlette.types import Message, Send
+
+from .cache import memoize
 
 __all__ = [
     "SNIPPET_END",
@@ -155,7 +156,7 @@ def _html_lang(head: bytes) -> str | None:
     return _lang_of_tag(head[at : end + 1])
 
 
-@functools.lru_cache(maxsize=256)
+@memoize(256, 256 * 1024, max_key=1024)
 def _lang_of_tag(tag: bytes) -> str | None:
     return find_html_lang(tag)
 
@@ -192,7 +193,7 @@ def csp_nonce(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=64)
+@memoize(64, 64 * 1024, max_key=64)
 def _codec_for(charset: str) -> str | None:
     """Python codec for ``charset`` if it encodes ASCII markup as ASCII (so byte search works)."""
     probe = "</body> <html lang=" + SNIPPET_MARKER.decode()
@@ -203,7 +204,7 @@ def _codec_for(charset: str) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=256)
+@memoize(256, 256 * 1024, max_key=256)
 def _html_codec(content_type: bytes) -> str | None:
     """The codec to write into an HTML response of ``content_type``, or None to leave it."""
     ctype = content_type.decode("latin-1")

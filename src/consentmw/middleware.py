@@ -7,7 +7,6 @@ allowed, expire cookies of refused categories, and inject the banner snippet int
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .banner import Banner, Snippet, choose_language
+from .cache import BoundedCache
 from .config import ConfigError, ConsentConfig
 from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
@@ -47,8 +47,13 @@ from .urls import return_path
 logger = logging.getLogger("consentmw")
 SCOPE_KEY = "consentmw"
 _MAX_WARNED = 1000
-_MAX_SNIPPETS = 1024  # encoded snippets (page x language x state), ~10 KB each at most
-_MAX_EXPIRIES = 1024
+_MB = 1024 * 1024
+# Request headers longer than these are read but never cached: none of them is that long
+# from a browser, and uvicorn with httptools accepts up to 8 MB.
+_MAX_CACHED_COOKIE = 8192
+_MAX_CACHED_HOST = 255
+_MAX_CACHED_ACCEPT_LANGUAGE = 512
+_MAX_CACHED_PATH = 1024  # path and query
 
 
 @dataclass(slots=True)
@@ -110,11 +115,16 @@ class ConsentMiddleware:
         self._warned: set[str] = set()
         self._optional = frozenset(self.registry.optional)
         self._undecided = ConsentState(policy_version=config.policy_version)
-        self._snippet_bytes: dict[tuple[Any, ...], bytes] = {}
-        self._expiries: dict[tuple[Any, ...], list[tuple[bytes, bytes]]] = {}
-        self._cookies: dict[bytes, tuple[ConsentState | None, float, bool]] = {}
+        # Encoded snippets per page, language and state (~10 KB each at most).
+        self._snippet_bytes: BoundedCache[tuple[Any, ...], bytes] = BoundedCache(1024, 8 * _MB)
+        self._expiries: BoundedCache[tuple[Any, ...], list[tuple[bytes, bytes]]] = (
+            BoundedCache(1024, 2 * _MB)
+        )
+        self._cookies: BoundedCache[bytes, tuple[ConsentState | None, float, bool]] = (
+            BoundedCache(2048, 4 * _MB)
+        )
+        self._languages: BoundedCache[tuple[str | None, bytes], str] = BoundedCache(512, _MB)
         self._signals = config.honour_privacy_signals
-        self._language_of = functools.lru_cache(maxsize=512)(choose_language)
         self.receipts = ReceiptWriter.from_config(config, self.banner.shown_texts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,8 +176,8 @@ class ConsentMiddleware:
         cookie), the time it expires, and whether the header carries cookies of optional
         categories (which a refusal must expire).
 
-        Cached per header value: a visitor sends the same one until a cookie changes. The
-        expiry time is checked by the caller on every request.
+        Cached per header value (up to 8 KB): a visitor sends the same one until a cookie
+        changes. The expiry time is checked by the caller on every request.
         """
         hit = self._cookies.get(cookie_header)
         if hit is None:
@@ -182,10 +192,8 @@ class ConsentMiddleware:
                 hit = (None, 0.0, tracked)
             else:
                 hit = (verified[0], float(verified[1] + self.codec.lifetime), tracked)
-            if len(cookie_header) <= 4096:  # bounded: 2048 x 4 KB keys at most
-                if len(self._cookies) >= 2048:
-                    self._cookies.clear()
-                self._cookies[cookie_header] = hit
+            if len(cookie_header) <= _MAX_CACHED_COOKIE:
+                self._cookies.put(cookie_header, hit)
         return hit
 
     def without_cookie(self, headers: dict[bytes, bytes]) -> tuple[ConsentState, bool]:
@@ -282,8 +290,16 @@ class ConsentMiddleware:
 
     def page_language(self, html_lang: str | None, accept_language: bytes | None) -> str:
         """The banner's language: the page's ``<html lang>``, then Accept-Language (cached)."""
-        accept = (accept_language or b"")[:512].decode("latin-1")  # all choose_language reads
-        return self._language_of(html_lang, accept, self.config.default_language)
+        accept = accept_language or b""
+        key = (html_lang, accept)
+        lang = self._languages.get(key)
+        if lang is None:
+            # The first 512 bytes are all choose_language reads.
+            text = accept[:_MAX_CACHED_ACCEPT_LANGUAGE].decode("latin-1")
+            lang = choose_language(html_lang, text, self.config.default_language)
+            if len(accept) <= _MAX_CACHED_ACCEPT_LANGUAGE:
+                self._languages.put(key, lang)
+        return lang
 
     def expiry_for(self, ctx: RequestContext) -> list[tuple[bytes, bytes]]:
         """``Set-Cookie`` headers deleting the request's cookies that its state refuses.
@@ -291,15 +307,14 @@ class ConsentMiddleware:
         Cached per Cookie header, choice, host and scheme: a visitor repeats all four.
         """
         state, cookie_header = ctx.state, ctx.headers[b"cookie"]
-        key = (cookie_header, state.granted, ctx.headers.get(b"host"), self.secure(ctx))
+        host = ctx.headers.get(b"host")
+        key = (cookie_header, state.granted, host, self.secure(ctx))
         out = self._expiries.get(key)
         if out is None:
             names = request_cookie_names(cookie_header)
             out = [(b"set-cookie", v) for v in self.expiry_headers(ctx, state, names)]
-            if len(cookie_header) <= 4096:  # bounded like the Cookie-header cache
-                if len(self._expiries) >= _MAX_EXPIRIES:
-                    self._expiries.clear()
-                self._expiries[key] = out
+            if len(cookie_header) <= _MAX_CACHED_COOKIE and len(host or b"") <= _MAX_CACHED_HOST:
+                self._expiries.put(key, out)
         return out
 
 
@@ -483,10 +498,8 @@ class _Responder:
         lang = mw.page_language(_lang_of_tag(page) if end >= 0 else page, accept)
         html = mw.banner.snippet_parts(lang, ctx.state, _next_path(scope), nonce)
         out = html.encode(self.codec, errors="xmlcharrefreplace") + SNIPPET_END
-        if nonce is None and len(key[3] or "") + len(key[4] or b"") <= 1024:
-            if len(mw._snippet_bytes) >= _MAX_SNIPPETS:  # bounded: crawlers vary the path
-                mw._snippet_bytes.clear()
-            mw._snippet_bytes[key] = out
+        if nonce is None and len(key[3] or "") + len(key[4] or b"") <= _MAX_CACHED_PATH:
+            mw._snippet_bytes.put(key, out)
         return out
 
     def render_snippet(self, nonce: str | None, html_lang: str | None) -> Snippet:

@@ -12,7 +12,8 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+
+from .cache import memoize
 
 NECESSARY = "necessary"
 ANALYTICS = "analytics"
@@ -305,7 +306,8 @@ class Registry:
         self._exact = {s.name: s for s in self.cookies if not s.is_pattern}
         self._patterns = tuple(s for s in self.cookies if s.is_pattern)
         self.optional: tuple[str, ...] = tuple(c.name for c in self.categories if not c.required)
-        self.lookup = lru_cache(maxsize=4096)(self._lookup)
+        # Names come from requests and responses: long ones are looked up, not stored.
+        self.lookup = memoize(4096, 1024 * 1024, max_key=256)(self._lookup)
 
     def _lookup(self, cookie_name: str) -> CookieSpec | None:
         spec = self._exact.get(cookie_name)
