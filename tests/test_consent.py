@@ -70,8 +70,10 @@ def test_expired_cookie_is_undecided() -> None:
     assert c.decode(value, now=time.time() + DAY + 5) is None
 
 
-def test_older_policy_version_is_undecided() -> None:
-    assert codec(version="2").decode(good()) is None
+def test_older_policy_version_is_undecided_but_keeps_the_consent_id() -> None:
+    state = codec(version="2").decode(good())
+    assert state is not None and not state.decided and not state.granted
+    assert state.policy_version == "2" and state.consent_id == "id"
 
 
 def test_key_rotation_first_signs_all_verify() -> None:

@@ -144,7 +144,8 @@ async def test_policy_version_bump_asks_again() -> None:
 @pytest.mark.parametrize("header", [{"Sec-GPC": "1"}, {"DNT": "1"}])
 async def test_privacy_signal_refuses_but_never_consents(header: dict[str, str]) -> None:
     async with client_for(make_app()) as client:
-        response = await client.get(set_url("_ga=1", "AWSALB=x"), headers=header)
+        page = {**header, "Sec-Fetch-Dest": "document"}  # persisted on a page navigation
+        response = await client.get(set_url("_ga=1", "AWSALB=x"), headers=page)
         names = [c.split("=")[0] for c in set_cookies(response)]
         assert "_ga" not in names and "consentmw" in names  # the refusal is stored
         assert "cmw-banner" not in response.text  # no banner: the browser already said no

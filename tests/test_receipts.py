@@ -58,8 +58,11 @@ async def test_writer_needs_no_middleware(tmp_path: Path) -> None:
     await writer.record(scope, headers, "nb", None, state(A), "accept_all", "banner")
     await writer.record(scope, headers, "nb", state(A), state(), "reject_all", "preferences")
     await writer.record(scope, headers, "en", None, state(), "reject_all", "signal")
+    await writer.record(scope, headers, "en", None, state(), "reject_all", "api")
     got = await store.for_consent_id("c-1")
-    assert [r.action for r in got] == ["accept_all", "withdraw", "signal"]
+    # As the caller derived it; a privacy signal writes no receipt.
+    assert [r.action for r in got] == ["accept_all", "reject_all", "reject_all"]
+    assert [r.source for r in got] == ["banner", "preferences", "api"]
     assert {r.masked_ip for r in got} == {"198.51.100.0"}  # client behind the trusted proxy
     assert [r.banner_hash for r in got] == ["sha256:nb", "sha256:nb", "sha256:en"]
     assert store.texts_sync("sha256:en") is not None

@@ -41,7 +41,7 @@ async def test_each_decision_leaves_a_receipt(records_url: str) -> None:
         await c.post("/_consent", json={"categories": ["analytics"]})
         me = (await c.get("/_consent/me", headers={"Accept": "application/json"})).json()
     receipts = me["receipts"]
-    assert [r["action"] for r in receipts] == ["accept_all", "withdraw", "save"]
+    assert [r["action"] for r in receipts] == ["accept_all", "withdraw", "change"]
     assert [r["source"] for r in receipts] == ["banner", "preferences", "api"]
     first = receipts[0]
     assert first["consent_id"] == me["consent_id"]
@@ -107,14 +107,17 @@ async def test_forged_cookie_reads_nobody_s_receipts(tmp_path: Path) -> None:
         assert me.json()["receipts"] == [] and me.json()["consent_id"] is None
 
 
-async def test_privacy_signal_receipt_written_once(tmp_path: Path) -> None:
+async def test_privacy_signal_is_persisted_once_without_a_receipt(tmp_path: Path) -> None:
     app = make_app(records_url=f"sqlite:///{tmp_path}/r.db")
     async with client(app) as c:
+        first = await c.get("/", headers={"Sec-GPC": "1", "Sec-Fetch-Dest": "document"})
+        assert "consentmw=" in first.headers.get("set-cookie", "")
         for _ in range(3):
-            await c.get("/", headers={"Sec-GPC": "1"})
+            again = await c.get("/", headers={"Sec-GPC": "1", "Sec-Fetch-Dest": "document"})
+            assert "set-cookie" not in again.headers  # the cookie holds the refusal now
         me = (await c.get("/_consent/me", headers={"Accept": "application/json"})).json()
-    assert [(r["action"], r["source"]) for r in me["receipts"]] == [("signal", "signal")]
-    assert me["receipts"][0]["denied"] == ["analytics"]
+    assert me["receipts"] == []  # a signal is no consent to prove
+    assert me["state"]["signal"] == "gpc" and me["consent_id"]
 
 
 async def test_broken_store_still_records_the_decision(tmp_path: Path) -> None:

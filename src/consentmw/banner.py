@@ -114,6 +114,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "samtykke-informasjonskapselen og alle valgfrie informasjonskapsler.",
         "forgot_log": "Forespørselsloggen har ingen samtykke-id, så den kan ikke slettes ut fra "
         "den. Den har maskerte IP-adresser og slettes når lagringstiden er ute.",
+        "forgot_kept": "Noen kvitteringer (antall: %d) må vi likevel ta vare på fordi de er "
+        "omfattet av en rettslig plikt til å bevare dem (for eksempel en rettssak). De "
+        "slettes når den plikten er over og lagringstiden er ute.",
         "me_nothing_to_delete": "Vi har ikke lagret noe om valgene dine, så det er ingenting å "
         "slette.",
         "me_none_value": "ingen",
@@ -205,6 +208,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "consent cookie and every optional cookie.",
         "forgot_log": "The request log holds no consent id, so nothing can be deleted from it by "
         "that id. It holds masked IP addresses and is deleted when its retention time is up.",
+        "forgot_kept": "We must keep some receipts (count: %d) because a legal obligation to "
+        "preserve them applies (for example a court case). They are deleted when that "
+        "obligation ends and their retention time is up.",
         "me_nothing_to_delete": "We hold nothing about your choices, so there is nothing to "
         "delete.",
         "me_none_value": "none",

@@ -153,8 +153,16 @@ class ConsentCodec:
             return None
 
     def _state(self, payload: Any) -> ConsentState:
-        if not isinstance(payload, dict) or payload.get("v") != self.policy_version:
-            raise ValueError("other policy version")
+        if not isinstance(payload, dict):
+            raise ValueError("not a consent payload")
+        if payload.get("v") != self.policy_version:
+            # Decided under an older policy: undecided now (the visitor is asked again),
+            # but the consent id carries over, so the new decision is recorded under the
+            # same id and access and erasure keep covering the earlier receipts.
+            consent_id = payload.get("i")
+            if not isinstance(consent_id, str) or not 0 < len(consent_id) <= 64:
+                raise TypeError("bad id")
+            return ConsentState(policy_version=self.policy_version, consent_id=consent_id)
         granted, denied = payload["g"], payload["d"]
         if not all(isinstance(x, str) for x in (*granted, *denied)):
             raise TypeError("category names must be strings")

@@ -17,7 +17,8 @@ from starlette.types import Receive, Send
 from .banner import choose_language
 from .config import LANGUAGES
 from .consent import ConsentState, new_consent_id
-from .records import RecordsUnavailable
+from .receipts import derive_action
+from .records import ForgetResult, RecordsUnavailable
 from .resources import static_files
 from .setcookie import expire_headers, request_cookie_names
 from .urls import Origin, origin_of_url, parse_origin, request_origin, safe_next
@@ -29,7 +30,11 @@ MAX_BODY = 64 * 1024
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 NO_STORE = {"Cache-Control": "no-store", "Vary": "Cookie"}
 ACTIONS = ("accept_all", "reject_all", "save")
-SOURCES = ("banner", "preferences", "api", "signal")
+# Where a decision was made, as a form (or consent.js on its behalf) may say: a closed set.
+# "api" is every other JSON call; "signal" is never accepted from a client: only the
+# middleware's own privacy-signal path produces a signal-derived state, and it writes no
+# receipt.
+FORM_SOURCES = ("banner", "preferences")
 
 
 class HTTPError(Exception):
@@ -219,10 +224,10 @@ class Endpoints:
             raise HTTPError(403, "cross-site requests are refused")
         await read_body(receive)
         store = self.mw.receipts.store
-        deleted = 0
+        result = ForgetResult(deleted=0)
         if store is not None and ctx.state.consent_id:
             try:
-                deleted = (await store.forget(ctx.state.consent_id)).deleted
+                result = await store.forget(ctx.state.consent_id)
             except RecordsUnavailable as exc:
                 raise HTTPError(503, "consent records are unavailable right now") from exc
         cleared = ConsentState(policy_version=self.config.policy_version)
@@ -233,10 +238,17 @@ class Endpoints:
         ]
         accept = (ctx.header(b"accept") or b"").lower()
         if b"application/json" in accept and b"text/html" not in accept:
-            response: Response = JSONResponse({"deleted_receipts": deleted}, headers=NO_STORE)
+            # The visitor learns that a hold keeps some receipts, never which case: a case
+            # name can itself be confidential (the operator sees it in the CLI).
+            response: Response = JSONResponse(result.visitor_dict(), headers=NO_STORE)
         else:
             html = self.mw.banner.page(
-                "forgotten.html", self.language(ctx), cleared, next="/", deleted=deleted
+                "forgotten.html",
+                self.language(ctx),
+                cleared,
+                next="/",
+                deleted=result.deleted,
+                kept=result.kept,
             )
             response = HTMLResponse(html, headers=NO_STORE)
         for value in headers:
@@ -256,6 +268,7 @@ class Endpoints:
         else:
             raise HTTPError(415, "send application/x-www-form-urlencoded or application/json")
         new_state = self.new_state(ctx.state, action, categories)
+        recorded = derive_action(ctx.state, new_state, action)
         # The whole answer is built before the receipt is written: a receipt stands for a
         # decision the visitor's browser was then told about.
         if next_path is None:
@@ -266,7 +279,7 @@ class Endpoints:
             response.raw_headers.append((b"set-cookie", value))
         lang = ctx.language or self.mw.language(ctx)
         await self.mw.receipts.record(
-            ctx.scope, ctx.headers, lang, ctx.state, new_state, action, source
+            ctx.scope, ctx.headers, lang, ctx.state, new_state, recorded, source
         )
         return response
 
@@ -285,7 +298,7 @@ class Endpoints:
         action = actions[-1] if actions else "save"
         categories = {v for k, v in pairs if k == "category"}
         sources = [v for k, v in pairs if k == "source"]
-        source = sources[-1] if sources and sources[-1] in SOURCES else "banner"
+        source = sources[-1] if sources and sources[-1] in FORM_SOURCES else "banner"
         next_values = [v for k, v in pairs if k == "next"]
         return action, categories, source, safe_next(next_values[-1] if next_values else None)
 
@@ -304,8 +317,10 @@ class Endpoints:
             raise HTTPError(400, '"categories" must be a list of category names')
         if data.get("lang") in LANGUAGES:
             ctx.language = data["lang"]
-        source = data.get("source", "api")
-        return action, set(categories), source if source in SOURCES else "api", None
+        # consent.js posts on behalf of the banner or the settings dialog and says which;
+        # anything else (a site's own script, curl) is "api".
+        source = data.get("source")
+        return action, set(categories), source if source in FORM_SOURCES else "api", None
 
     def new_state(self, old: ConsentState, action: object, categories: set[str]) -> ConsentState:
         registry = self.config.registry

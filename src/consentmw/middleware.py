@@ -21,6 +21,7 @@ from .config import ConfigError, ConsentConfig
 from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
 from .envconfig import config_from_env
+from .httpfacts import is_navigation, private_for_cookie
 from .inject import (
     LANG_WINDOW,
     SNIPPET_END,
@@ -137,7 +138,9 @@ class ConsentMiddleware:
         ctx = self.context(scope)
         path = scope["path"]
         if path == self._prefix or path.startswith(self._prefix_slash):
-            await self.endpoints(ctx, receive, self.with_signal_cookie(ctx, send))
+            # Never persisted here: a decision posted by a signalling browser must leave one
+            # consent cookie (its own), and static files stay publicly cacheable.
+            await self.endpoints(ctx, receive, send)
             return
         await self.app(scope, receive, _Responder(self, ctx, send).send)
 
@@ -157,17 +160,20 @@ class ConsentMiddleware:
                 headers[key] = value
         cookie_header = headers.get(b"cookie")
         tracked = False
+        carried: ConsentState | None = None  # undecided under a new policy, id kept
         if cookie_header:
             cached, expires, tracked = self._cookies.get(cookie_header) or self.read_cookies(
                 cookie_header
             )
             if cached is not None and time.time() <= expires:
-                scope[SCOPE_KEY] = cached
-                return RequestContext(scope, headers, cached, False, tracked)
+                if cached.decided or cached.signal:
+                    scope[SCOPE_KEY] = cached
+                    return RequestContext(scope, headers, cached, False, tracked)
+                carried = cached
         if self._signals and (b"sec-gpc" in headers or b"dnt" in headers):
-            state, persist = self.without_cookie(headers)
+            state, persist = self.without_cookie(headers, scope["method"], carried)
         else:
-            state, persist = self._undecided, False  # frozen: one shared instance
+            state, persist = carried or self._undecided, False  # frozen: shared instance
         scope[SCOPE_KEY] = state
         return RequestContext(scope, headers, state, persist, tracked)
 
@@ -196,20 +202,30 @@ class ConsentMiddleware:
                 self._cookies.put(cookie_header, hit)
         return hit
 
-    def without_cookie(self, headers: dict[bytes, bytes]) -> tuple[ConsentState, bool]:
-        """Undecided, or a refusal when the browser sends a privacy signal."""
+    def without_cookie(
+        self, headers: dict[bytes, bytes], method: str, carried: ConsentState | None = None
+    ) -> tuple[ConsentState, bool]:
+        """Undecided, or a refusal when the browser sends a privacy signal, and whether to
+        persist that refusal in a consent cookie.
+
+        The refusal applies to every request that carries the signal. It is persisted only
+        on a top-level page navigation: a static file, a JSON call or an image would mint a
+        consent id (and a cookie a shared cache might hand to others) on every request.
+        """
         signal = self.privacy_signal(headers) if self._signals else None
         if signal is None:
-            return self._undecided, False  # frozen: one shared instance
+            return carried or self._undecided, False
+        persist = is_navigation(headers, method)
+        consent_id = carried.consent_id if carried is not None else None
         return (
             ConsentState(
                 denied=self._optional,
                 policy_version=self.config.policy_version,
-                consent_id=new_consent_id(),
+                consent_id=consent_id or (new_consent_id() if persist else None),
                 decided_at=int(time.time()),
                 signal=signal,
             ),
-            True,
+            persist,
         )
 
     def privacy_signal(self, headers: dict[bytes, bytes]) -> Signal | None:
@@ -265,25 +281,27 @@ class ConsentMiddleware:
         return policy != "block"
 
     def with_signal_cookie(self, ctx: RequestContext, send: Send) -> Send:
-        """Persist a first-seen privacy signal as a refusal (and its receipt)."""
+        """Persist a first-seen privacy signal as a refusal, on a page no shared cache keeps.
+
+        No receipt: a signal is not a consent to prove. The refusal is counted instead.
+        """
         if not ctx.persist:
             return send
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start" and ctx.persist:
                 ctx.persist = False
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"set-cookie", self.consent_cookie(ctx, ctx.state)),
-                ]
-                lang = ctx.language or self.language(ctx)
-                await self.receipts.record(
-                    ctx.scope, ctx.headers, lang, None, ctx.state, "reject_all", "signal"
-                )
+                headers = private_for_cookie(list(message.get("headers", ())))
+                if headers is not None:  # else: shareable; persisted on a later page
+                    headers.append((b"set-cookie", self.consent_cookie(ctx, ctx.state)))
+                    message["headers"] = headers
+                    self.count_signal_refusal(ctx)
             await send(message)
 
         return wrapped
+
+    def count_signal_refusal(self, ctx: RequestContext) -> None:
+        """One newly persisted signal refusal, per day, policy version and language."""
 
     def language(self, ctx: RequestContext, html_lang: str | None = None) -> str:
         return self.page_language(html_lang, ctx.headers.get(b"accept-language"))

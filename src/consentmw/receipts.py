@@ -135,16 +135,11 @@ class ReceiptWriter:
         """Write the receipt of one decision; never raises for a failing store.
 
         ``language`` is the language the texts were rendered in; ``action`` what
-        :func:`derive_action` returns. Two rules hold whatever the caller passes: a
-        decision that refuses something granted before is recorded as ``withdraw``, and
-        one from a privacy signal as ``signal``.
+        :func:`derive_action` returns. A privacy signal is no decision and gets no receipt
+        (the middleware counts those instead).
         """
-        if self.store is None or new.consent_id is None:
+        if self.store is None or new.consent_id is None or source == "signal":
             return
-        if source == "signal":
-            action = "signal"
-        elif old is not None and old.decided and old.granted - new.granted:
-            action = "withdraw"
         text_hash = await self.ensure_texts(language)
         ua = (headers.get(b"user-agent") or b"").decode("latin-1")
         receipt = Receipt(
