@@ -124,7 +124,7 @@ def _ranking(title: str, rows: list[dict[str, Any]] | None, field: str) -> str:
     if not rows:
         return f'<section><h2>{_esc(title)}</h2><p class="muted">None.</p></section>'
     peak = max(_count(r) for r in rows) or 1
-    unit = "Page views" if "pageviews" in rows[0] else "Visits" if "visits" in rows[0] else "Visitors"
+    unit = "Page views" if "pageviews" in rows[0] else "Visits"
     body = "".join(
         f'<tr><td class="k" title="{_esc(_label(r[field], field))}">'
         f"{_esc(_label(r[field], field))}"
