@@ -42,6 +42,10 @@ class RequestLogMiddleware:
     masked peer without forwarding headers and masks it again to the same address. The
     consent endpoints answered by an outer ConsentMiddleware never reach an inner
     request log, so their scope would stay unmasked.
+
+    ``count_visitors`` (off by default, see :mod:`~consentmw.requestlog.visitors`) adds a
+    daily visitor key, computed here from the full address before it is masked: another
+    reason to put this middleware outside ConsentMiddleware and any masking proxy.
     """
 
     def __init__(self, app: Any, directory: str | None = None, **options: Any) -> None:
@@ -231,7 +235,8 @@ class RequestLogMiddleware:
         """
         state = scope.get("consentmw")
         extra: tuple[Any, ...] = (content_type, scope.get("query_string"))
-        if visitor is not None and not refused(state, self.log.visitors.mode):  # type: ignore[union-attr]
+        visitors = self.log.visitors
+        if visitor is not None and visitors is not None and not refused(state, visitors.mode):
             extra = (*extra, visitor)
         headers = scope.get("headers")
         if type(headers) is not list:  # servers build a fresh list per request: keep it
