@@ -209,10 +209,12 @@ def test_visitor_keys_give_visitors_and_entry_pages(tmp_path: Path) -> None:
     )
     data = report(tmp_path)
     assert data["pageviews"] == 5 and data["visitors"] == 3
+    # three visits: v1 and v2 saw two pages each, v3 one (a bounce)
+    assert data["visits"] == 3 and data["bounce_rate"] == round(1 / 3, 4)
     assert data["entry_pages"] == [
-        {"path": "/", "visitors": 1},
-        {"path": "/landing", "visitors": 1},
-        {"path": "/products", "visitors": 1},
+        {"path": "/", "visits": 1, "bounce_rate": 0.0},
+        {"path": "/landing", "visits": 1, "bounce_rate": 0.0},
+        {"path": "/products", "visits": 1, "bounce_rate": 1.0},
     ]
     assert data["pages"][0] == {"path": "/products", "pageviews": 3, "visitors": 3}
     assert data["countries"] == [

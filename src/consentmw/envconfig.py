@@ -150,6 +150,9 @@ LOG_VARIABLES = {
     "trusted_proxies": "CONSENTMW_TRUSTED_PROXIES",
     "ipv4_prefix": "CONSENTMW_IPV4_PREFIX",
     "ipv6_prefix": "CONSENTMW_IPV6_PREFIX",
+    "count_visitors": "CONSENTMW_COUNT_VISITORS",
+    "salt_dir": "CONSENTMW_SALT_DIR",
+    "salt_url": "CONSENTMW_SALT_URL",
 }
 
 
@@ -168,6 +171,9 @@ def log_options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, 
                 raise ConfigError(f"{name}={raw!r} must be a whole number") from None
         elif option == "mask_client_in_scope":
             options[option] = _bool(name, raw)
+        elif option == "count_visitors":
+            value = raw.strip().lower()
+            options[option] = value if value == "consented" else _bool(name, value)
         elif option == "trusted_proxies":
             options[option] = [item.strip() for item in raw.split(",") if item.strip()]
         elif option == "legal_hold":

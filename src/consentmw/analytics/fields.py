@@ -47,7 +47,7 @@ def _path_text(path: bytes | str) -> str:
 
 
 def _parts(extra: Any) -> tuple[bytes | str | None, bytes | str | None]:
-    if isinstance(extra, tuple) and len(extra) == 2:
+    if isinstance(extra, tuple) and len(extra) >= 2:  # a third item is the visitor key
         return extra[0], extra[1]
     return None, None
 

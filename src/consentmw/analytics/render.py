@@ -47,7 +47,15 @@ def _label(value: object, field: str) -> str:
 
 
 def _count(row: dict[str, Any]) -> int:
-    return int(row.get("pageviews", row.get("visitors", 0)))
+    return int(row.get("pageviews", row.get("visits", row.get("visitors", 0))))
+
+
+def _visits(data: dict[str, Any]) -> tuple[str, str]:
+    """Visits and bounce rate as shown, "n/a" without visitor keys."""
+    if data.get("visits") is None:
+        return "n/a", "n/a"
+    rate = data.get("bounce_rate")
+    return str(data["visits"]), "n/a" if rate is None else f"{100 * rate:.0f} %"
 
 
 def render_table(data: dict[str, Any]) -> str:
@@ -55,7 +63,8 @@ def render_table(data: dict[str, Any]) -> str:
     visitors = "n/a (visitor keys off)" if data["visitors"] is None else data["visitors"]
     lines = [
         f"Analytics {p['from']} .. {p['to']} ({p['timezone']})",
-        f"Page views: {data['pageviews']}    Visitors: {visitors}",
+        f"Page views: {data['pageviews']}    Visitors: {visitors}    "
+        "Visits: {}    Bounce rate: {}".format(*_visits(data)),
         "Requests by kind: " + ", ".join(f"{k} {v}" for k, v in data["requests"].items()),
     ]
     for title, key, field in _RANKINGS:
@@ -115,7 +124,7 @@ def _ranking(title: str, rows: list[dict[str, Any]] | None, field: str) -> str:
     if not rows:
         return f'<section><h2>{_esc(title)}</h2><p class="muted">None.</p></section>'
     peak = max(_count(r) for r in rows) or 1
-    unit = "Visitors" if "pageviews" not in rows[0] else "Page views"
+    unit = "Page views" if "pageviews" in rows[0] else "Visits"
     body = "".join(
         f'<tr><td class="k" title="{_esc(_label(r[field], field))}">'
         f"{_esc(_label(r[field], field))}"
@@ -225,6 +234,9 @@ def render_body(data: dict[str, Any], title: str = "Analytics") -> str:
         '<ul class="figures">',
         f"<li>Page views<b>{data['pageviews']}</b></li>",
         f"<li>Visitors<b>{_esc(visitors)}</b></li>",
+        "<li>Visits<b>{}</b></li><li>Bounce rate<b>{}</b></li>".format(
+            *map(_esc, _visits(data))
+        ),
         f"<li>Bot requests<b>{kinds.get('bot', 0)}</b></li>",
         f"<li>Errors<b>{kinds.get('error', 0)}</b></li>",
         "</ul>",

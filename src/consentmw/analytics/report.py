@@ -2,9 +2,14 @@
 
 :func:`build_report` runs a few queries on the ``requests`` view (:mod:`.engine`): one
 scan of the period's page views computes every ranking and both series at once
-(``GROUPING SETS``), one counts requests by kind, and entry pages need the visitor key.
-Visitors and entry pages are ``None`` when no record carries a ``visitor`` key, countries
-when none carries a ``country``: absent data is not a zero.
+(``GROUPING SETS``), one counts requests by kind, and visits need the visitor key.
+Visitors, visits, bounce rate and entry pages are ``None`` when no record carries a
+``visitor`` key, countries when none carries a ``country``: absent data is not a zero.
+
+A visitor key lives one day (its salt is destroyed), so "visitors" over several days
+counts each person once per day they came. A visit is a run of one key's page views with gaps under
+30 minutes; it ends at midnight with the key. Its first page is its entry page, and a
+visit of one page view is a bounce.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ DIMENSIONS = {
 }
 _SERIES = {"quarter": "q", "consent_quarter": "q, consent"}
 _QUARTER = 900  # seconds: every zone's offset is a multiple, so local hours and days add up
+VISIT_GAP_MINUTES = 30
 MAX_TOP = 1000
 
 
@@ -185,13 +191,21 @@ def build_report(
         {"date": d["date"], "pageviews": undecided.get(date.fromisoformat(d["date"]), 0)}
         for d in series_day
     ]
+    visits = int(entries[0]["all_visits"]) if entries else 0
+    bounces = int(entries[0]["all_bounces"]) if entries else 0
+    entry_pages = [
+        {"path": e["path"], "visits": e["visits"], "bounce_rate": _rate(e["bounces"], e["visits"])}
+        for e in entries
+    ]
     data: dict[str, Any] = {
         "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": tz.key},
         "pageviews": pageviews,
         "visitors": total["v"] if keyed and total else None,
+        "visits": visits if keyed else None,
+        "bounce_rate": _rate(bounces, visits) if keyed else None,
         "requests": {k: kinds.get(k, 0) for k in KINDS},
         "pages": ranking("pages", "path"),
-        "entry_pages": entries if keyed else None,
+        "entry_pages": entry_pages if keyed else None,
         "referrers": ranking("referrers", "host"),
         "utm": {
             "sources": ranking("utm_sources", "value"),
@@ -221,6 +235,10 @@ def build_report(
     return Report(data)
 
 
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
 def _query(
     con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, top: int
 ) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -244,11 +262,26 @@ def _query(
     entries = fetch_dicts(
         con,
         f"""
-        SELECT path, count(*) AS visitors FROM (
-            SELECT arg_min(path, ts) AS path FROM requests
+        WITH views AS (
+            SELECT visitor, ts, path,
+                   CASE WHEN ts - lag(ts) OVER w < INTERVAL {VISIT_GAP_MINUTES} MINUTE
+                        THEN 0 ELSE 1 END AS starts
+            FROM requests
             WHERE kind = 'page' AND visitor IS NOT NULL AND ts >= ? AND ts < ?
-            GROUP BY visitor, ts::DATE
-        ) GROUP BY path ORDER BY visitors DESC, path LIMIT {int(top)}
+            WINDOW w AS (PARTITION BY visitor ORDER BY ts, path)
+        ), numbered AS (
+            SELECT *, sum(starts) OVER (
+                PARTITION BY visitor ORDER BY ts, path ROWS UNBOUNDED PRECEDING
+            ) AS visit
+            FROM views
+        ), visits AS (
+            SELECT arg_min(path, ts) AS path, count(*) AS views
+            FROM numbered GROUP BY visitor, visit
+        )
+        SELECT path, count(*) AS visits, count(*) FILTER (WHERE views = 1) AS bounces,
+               sum(count(*)) OVER () AS all_visits,
+               sum(count(*) FILTER (WHERE views = 1)) OVER () AS all_bounces
+        FROM visits GROUP BY path ORDER BY visits DESC, path LIMIT {int(top)}
         """,
         [start, end],
     )

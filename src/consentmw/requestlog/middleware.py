@@ -16,6 +16,7 @@ import anyio
 
 from consentmw.privacy.ip import client_ip
 from consentmw.requestlog.service import RequestLog
+from consentmw.requestlog.visitors import refused
 
 __all__ = ["RequestLogMiddleware"]
 
@@ -41,6 +42,10 @@ class RequestLogMiddleware:
     masked peer without forwarding headers and masks it again to the same address. The
     consent endpoints answered by an outer ConsentMiddleware never reach an inner
     request log, so their scope would stay unmasked.
+
+    ``count_visitors`` (off by default, see :mod:`~consentmw.requestlog.visitors`) adds a
+    daily visitor key, computed here from the full address before it is masked: another
+    reason to put this middleware outside ConsentMiddleware and any masking proxy.
     """
 
     def __init__(self, app: Any, directory: str | None = None, **options: Any) -> None:
@@ -92,15 +97,19 @@ class RequestLogMiddleware:
         log = self.log
         started = log.clock()
         t0 = perf_counter()
-        asn = isp = None
+        asn = isp = visitor = None
         if self._direct:
             client = scope.get("client")
             peer = client[0] if client else None
             masked = self._masked.get(peer) if type(peer) is str else None  # type: ignore[arg-type]
             if masked is None:
                 masked = self._mask_peer(peer)
+            if log.visitors is not None and type(peer) is str:
+                visitor = log.visitors.key(scope.get("headers"), peer, started)
         else:
             ip = client_ip(scope, log.trusted)
+            if log.visitors is not None:  # the full address, before it is masked
+                visitor = log.visitors.key(scope.get("headers"), ip, started)
             if log.asn is not None:
                 asn, isp = log.asn.lookup(ip)
             masked = log.mask(ip)
@@ -133,7 +142,7 @@ class RequestLogMiddleware:
                 logged = True
                 try:
                     self._enqueue(
-                        scope, started, t0, masked, asn, isp, status, size, content_type
+                        scope, started, t0, masked, asn, isp, status, size, content_type, visitor
                     )
                 except Exception:
                     self._enqueue_failed()
@@ -144,11 +153,13 @@ class RequestLogMiddleware:
             if not logged:
                 logged = True
                 self._finish(
-                    scope, started, t0, masked, asn, isp, status or 500, size, content_type
+                    scope, started, t0, masked, asn, isp, status or 500, size, content_type, visitor
                 )
             raise
         if not logged:  # the app returned without finishing (client gone)
-            self._finish(scope, started, t0, masked, asn, isp, status or 500, size, content_type)
+            self._finish(
+                scope, started, t0, masked, asn, isp, status or 500, size, content_type, visitor
+            )
 
     async def _lifespan(self, scope: Scope, receive: Any, send: Any) -> None:
         async def lifespan_receive() -> Message:
@@ -189,9 +200,12 @@ class RequestLogMiddleware:
         status: int,
         size: int,
         content_type: bytes | None = None,
+        visitor: str | None = None,
     ) -> None:
         try:
-            self._enqueue(scope, started, t0, masked, asn, isp, status, size, content_type)
+            self._enqueue(
+                scope, started, t0, masked, asn, isp, status, size, content_type, visitor
+            )
         except Exception:
             self._enqueue_failed()
 
@@ -211,12 +225,19 @@ class RequestLogMiddleware:
         status: int,
         size: int,
         content_type: bytes | None = None,
+        visitor: str | None = None,
     ) -> None:
         """One plain tuple (:data:`~consentmw.requestlog.record.RAW_FIELDS`) to the queue.
 
-        Header lookup, method checks and everything else wait for the writer thread.
+        Header lookup, method checks and everything else wait for the writer thread. The
+        visitor key is dropped here if the consent state (known only now when this
+        middleware sits outside ConsentMiddleware) refuses analytics.
         """
         state = scope.get("consentmw")
+        extra: tuple[Any, ...] = (content_type, scope.get("query_string"))
+        visitors = self.log.visitors
+        if visitor is not None and visitors is not None and not refused(state, visitors.mode):
+            extra = (*extra, visitor)
         headers = scope.get("headers")
         if type(headers) is not list:  # servers build a fresh list per request: keep it
             headers = tuple(headers or ())  # anything else is copied, never read late
@@ -234,7 +255,7 @@ class RequestLogMiddleware:
                 headers,
                 getattr(state, "summary", "undecided"),
                 getattr(state, "language", None),
-                (content_type, scope.get("query_string")),  # for kind and campaign only
+                extra,  # for kind, campaign and visitor only
             )
         )
 

@@ -25,6 +25,7 @@ from consentmw.requestlog.useragent import UAInfo, UAParser
 __all__ = [
     "RAW_FIELDS",
     "RECORD_FIELDS",
+    "VISITOR_FIELD",
     "PendingRecord",
     "build_record",
     "encode_record",
@@ -35,7 +36,8 @@ __all__ = [
 MAX_PATH_LENGTH = 512
 MAX_HOST_LENGTH = 253
 
-#: Every key of a stored record, in order. Nothing else is ever written.
+#: Every key of a stored record, in order. Nothing else is ever written, except
+#: :data:`VISITOR_FIELD` at the end when the log counts visitors (``count_visitors``).
 RECORD_FIELDS = (
     "time",
     "ip",
@@ -56,6 +58,11 @@ RECORD_FIELDS = (
     "language",
     *ANALYTICS_FIELDS,  # kind, utm_source, utm_medium, utm_campaign
 )
+#: The daily visitor key (16 hex digits) of a page view, or null; see
+#: :mod:`consentmw.requestlog.visitors`. Only in records of a log that counts visitors.
+VISITOR_FIELD = "visitor"
+_VISITOR_RE = re.compile(r"^[0-9a-f]{16}$")
+_PAGE_KIND = ',"kind":"page",'
 
 CONSENT_STATES = frozenset({"granted", "denied", "undecided"})
 _METHOD_RE = re.compile(r"^[A-Z]{1,16}$")
@@ -79,7 +86,8 @@ class PendingRecord(NamedTuple):
     consent: str
     language: object  # the consent state's, whatever ConsentMiddleware put there
     accept_language: bytes | None
-    extra: tuple[bytes | None, bytes | None] | None = None  # Content-Type, query string
+    #: Content-Type, query string and, when the log counts visitors, the visitor key
+    extra: tuple[Any, ...] | None = None
 
 
 #: What :class:`RequestLogMiddleware` enqueues instead (a plain tuple, cheapest to build):
@@ -163,18 +171,28 @@ def primary_language(state_language: object, accept: bytes | None) -> str | None
     return tag.lower() if _LANG_RE.match(tag) else None
 
 
+def visitor_of(extra: object) -> str | None:
+    """The visitor key the middleware put in ``extra``, if it is one."""
+    if type(extra) is tuple and len(extra) > 2:
+        key = extra[2]
+        if type(key) is str and _VISITOR_RE.match(key):
+            return key
+    return None
+
+
 def build_record(
     p: PendingRecord,
     parse_ua: UAParser,
     redact_path: Callable[[str], str] | None = None,
     consent_prefix: str = "/_consent",
+    visitors: bool = False,
 ) -> dict[str, Any]:
     ua = parse_ua(p.user_agent.decode("latin-1") if p.user_agent else None)
     path = decode_path(p.path)
     if redact_path is not None:
         path = str(redact_path(path))[:MAX_PATH_LENGTH]
     method = p.method if _METHOD_RE.match(p.method) else "OTHER"
-    return {
+    record = {
         "time": utc_iso(p.time),
         "ip": p.ip,
         "isp": p.isp,
@@ -196,6 +214,9 @@ def build_record(
             method, p.status, p.path, p.user_agent, ua.device, p.extra, consent_prefix
         ),
     }
+    if visitors:  # page views only: a key on every asset would link more than is counted
+        record[VISITOR_FIELD] = visitor_of(p.extra) if record["kind"] == "page" else None
+    return record
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # ensure_ascii, as json.dumps
@@ -249,6 +270,7 @@ def make_encoder(
     redact_path: Callable[[str], str] | None = None,
     cache_size: int = _CACHE_LIMIT,
     consent_prefix: str = "/_consent",
+    visitors: bool = False,
 ) -> Callable[[Sequence[Any]], str]:
     """``record -> line`` (``str``, ASCII, ending in a newline) for the writer thread.
 
@@ -270,7 +292,8 @@ def make_encoder(
     def slow(p: Sequence[Any]) -> str:
         if type(p) is not PendingRecord:
             p = PendingRecord(*(from_raw(p) if len(p) in (12, 13) else p))
-        return _ENCODER.encode(build_record(p, parse_ua, redact_path, consent_prefix)) + "\n"
+        record = build_record(p, parse_ua, redact_path, consent_prefix, visitors)
+        return _ENCODER.encode(record) + "\n"
 
     def referrer_json(ref: bytes) -> str:
         m = _REFERRER_FAST.match(ref)
@@ -383,6 +406,9 @@ def make_encoder(
                         if len(accept) <= _MAX_CACHED_KEY:
                             _bounded_put(accepts, accept, lj, _CACHE_LIMIT)
             aj = fields_json(method, status, path, ua, extra)
+            if visitors:
+                key = visitor_of(extra) if aj.startswith(_PAGE_KIND) else None
+                aj += ',"visitor":null' if key is None else f',"visitor":"{key}"'
         except Exception:
             return slow(p)
         return (

@@ -24,6 +24,7 @@ from consentmw.requestlog.maintenance import compress_ended, log_legal_hold, pur
 from consentmw.requestlog.periods import ROTATIONS, Schedule, load_timezone
 from consentmw.requestlog.record import make_encoder
 from consentmw.requestlog.useragent import UAParser
+from consentmw.requestlog.visitors import VisitorKeys, make_visitor_keys
 from consentmw.requestlog.writer import LogWriter
 from consentmw.retention import DEFAULT_RETENTION_MONTHS, validate_retention_months
 
@@ -75,6 +76,10 @@ class RequestLog:
         clock: Callable[[], float] = time.time,
         rotation_seconds: int | None = None,
         file_mode: int = 0o640,
+        count_visitors: bool | str = False,
+        salt_dir: str | os.PathLike[str] | None = None,
+        salt_url: str | None = None,
+        salt_grace: float = 3600.0,
     ) -> None:
         if not isinstance(directory, (str, os.PathLike)) or not str(directory):
             raise ValueError(f"directory must be a path, got {directory!r}")
@@ -109,6 +114,10 @@ class RequestLog:
             None if asn_database is None else open_asn_database(asn_database)
         )
         self.schedule = Schedule(rotation, self.tz, rotation_seconds)
+        # Off by default: a key derived from IP and User-Agent may need consent (README).
+        self.visitors: VisitorKeys | None = make_visitor_keys(
+            count_visitors, self.tz, directory, salt_dir, salt_url, salt_grace
+        )
         ua_cache_size = _positive(ua_cache_size, "ua_cache_size", int)
         parse_ua = UAParser(ua_backend, ua_cache_size)
         self.writer = LogWriter(
@@ -117,7 +126,11 @@ class RequestLog:
             queue_size=_positive(queue_size, "queue_size", int),
             flush_interval=_positive(flush_interval, "flush_interval"),
             encode=make_encoder(
-                parse_ua, redact_path, ua_cache_size, consent_prefix.rstrip("/") or "/"
+                parse_ua,
+                redact_path,
+                ua_cache_size,
+                consent_prefix.rstrip("/") or "/",
+                visitors=self.visitors is not None,
             ),
         )
         self._stop = threading.Event()
@@ -172,6 +185,8 @@ class RequestLog:
             logger.info("request log: closed, %d record(s) written, none dropped", s["written"])
         if self.asn is not None:
             self.asn.lookup.cache_clear()
+        if self.visitors is not None:
+            self.visitors.close()  # the salt leaves memory; a restart fetches it again
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: enqueued, written, dropped (queue full), lost, queued."""
@@ -180,8 +195,10 @@ class RequestLog:
     # -- housekeeping ------------------------------------------------------------------
 
     def maintain(self) -> None:
-        """Compress ended periods and purge expired files once (the thread calls this)."""
+        """Delete expired salts, compress ended periods, purge expired files (once)."""
         now = self.clock()
+        if self.visitors is not None:
+            self.visitors.housekeep(now)
         if self.compress:
             compress_ended(self.directory, self.tz, now, self.compress_after, self.rotation_seconds)
             if self.columnar:
