@@ -52,6 +52,8 @@ def make_app(**options: Any) -> ConsentMiddleware:
     options.setdefault("secret_key", SECRET)
     options.setdefault("records_url", None)
     options.setdefault("controller", "Example AS")
+    # Plain http on a public name: the tests of the Secure / __Host- defaults set it.
+    options.setdefault("secure_cookie", False)
     return ConsentMiddleware(site(), **options)
 
 

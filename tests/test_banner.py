@@ -59,7 +59,13 @@ def make(**options: Any) -> ConsentMiddleware:
             Route("/csp", csp_page),
         ]
     )
-    options = {"secret_key": "x" * 32, "records_url": None, "controller": "Example AS", **options}
+    options = {
+        "secret_key": "x" * 32,
+        "records_url": None,
+        "controller": "Example AS",
+        "secure_cookie": False,  # plain http in these tests
+        **options,
+    }
     return ConsentMiddleware(app, **options)
 
 

@@ -26,7 +26,7 @@ def fastapi_app() -> FastAPI:
 
 
 async def test_depends_consent_state_in_fastapi() -> None:
-    async with client_for(fastapi_app()) as client:
+    async with client_for(fastapi_app(), base_url="https://www.example.no") as client:
         for route in ("/direct", "/alias"):
             assert (await client.get(route)).json() == {"analytics": False, "summary": "undecided"}
         await client.post("/_consent", data={"action": "accept_all"})

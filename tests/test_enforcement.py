@@ -176,15 +176,16 @@ async def test_secret_rotation_keeps_visitors_decided() -> None:
 
 
 async def test_consent_cookie_attributes() -> None:
-    async with client_for(make_app(), base_url="https://www.example.no") as client:
-        response = await client.post("/_consent", data={"action": "reject_all"})
-        cookie = next(c for c in set_cookies(response) if c.startswith("consentmw="))
+    async with client_for(make_app(secure_cookie=None), base_url="https://www.example.no") as c:
+        response = await c.post("/_consent", data={"action": "reject_all"})
+        cookie = next(v for v in set_cookies(response) if v.startswith("__Host-consentmw="))
         for attr in ("Path=/", "Max-Age=15724800", "SameSite=Lax", "Secure", "HttpOnly"):
             assert attr in cookie
-    async with client_for(make_app(consent_lifetime_days=30)) as client:
+        assert "Domain" not in cookie
+    async with client_for(make_app(consent_lifetime_days=200)) as client:  # secure off
         response = await client.post("/_consent", data={"action": "accept_all"})
         cookie = next(c for c in set_cookies(response) if c.startswith("consentmw="))
-        assert "Max-Age=2592000" in cookie and "Secure" not in cookie
+        assert "Max-Age=17280000" in cookie and "Secure" not in cookie
 
 
 async def test_websocket_and_lifespan_pass_through() -> None:
@@ -272,12 +273,12 @@ async def test_cached_consent_still_expires(monkeypatch: pytest.MonkeyPatch) -> 
     import time
 
     real = time.time
-    async with client_for(make_app(consent_lifetime_days=1)) as client:
+    async with client_for(make_app(consent_lifetime_days=182)) as client:
         await decide(client, "accept_all")
         response = await client.get(set_url("_ga=GA1.1.1.1"))
         assert "_ga" in {set_cookie_name(c.encode()) for c in set_cookies(response)}
         assert "cmw-banner" not in response.text  # decided: no banner, cached now
-        monkeypatch.setattr(time, "time", lambda: real() + 2 * 86400)
+        monkeypatch.setattr(time, "time", lambda: real() + 183 * 86400)
         response = await client.get(set_url("_ga=GA1.1.1.1"))
         assert "cmw-banner" in response.text  # expired: undecided again
         ga = [c for c in set_cookies(response) if set_cookie_name(c.encode()) == "_ga"]

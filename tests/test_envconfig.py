@@ -18,7 +18,7 @@ ENV = {
     "CONSENTMW_SECRET_KEY": f"{SECRET},{SECRET}-old",
     "CONSENTMW_POLICY_VERSION": "1.07",
     "CONSENTMW_GOOGLE_ANALYTICS_ID": "G-ABC123XYZ9",
-    "CONSENTMW_CONSENT_LIFETIME_DAYS": "90",
+    "CONSENTMW_CONSENT_LIFETIME_DAYS": "200",
     "CONSENTMW_HONOUR_PRIVACY_SIGNALS": "false",
     "CONSENTMW_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
     "CONSENTMW_RECORDS_URL": "none",
@@ -34,7 +34,7 @@ def test_all_kinds_of_values_parse() -> None:
     config = config_from_env(ENV)
     assert config.secret_keys == (SECRET.encode(), (SECRET + "-old").encode())
     assert config.policy_version == "1.07"
-    assert config.consent_lifetime_days == 90
+    assert config.consent_lifetime_days == 200
     assert config.honour_privacy_signals is False
     assert list(config.trusted_proxies) == ["10.0.0.0/8", "127.0.0.1"]
     assert config.records_url is None and config.secure_cookie is None

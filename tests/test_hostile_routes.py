@@ -39,6 +39,7 @@ def any_page_app(**options: Any) -> ConsentMiddleware:
     """An HTML page at every path, behind the middleware."""
     options.setdefault("secret_key", SECRET)
     options.setdefault("records_url", None)
+    options.setdefault("secure_cookie", False)  # plain http in these tests
     return ConsentMiddleware(Starlette(routes=[Route("/{rest:path}", page)]), **options)
 
 

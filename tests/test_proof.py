@@ -29,7 +29,11 @@ def receipts_of(app: ConsentMiddleware, consent_id: str) -> list[dict[str, objec
 
 
 def consent_cookies(response: httpx.Response) -> list[str]:
-    return [v for v in response.headers.get_list("set-cookie") if v.startswith("consentmw=")]
+    return [
+        v
+        for v in response.headers.get_list("set-cookie")
+        if v.startswith(("consentmw=", "__Host-consentmw=")) and "Max-Age=0" not in v
+    ]
 
 
 async def test_client_cannot_choose_its_source(tmp_path: Path) -> None:

@@ -122,7 +122,7 @@ def test_websocket_lines_and_other_error_records() -> None:
 
 async def _receipt_ip(app: object, consent: ConsentMiddleware) -> str:
     transport = httpx.ASGITransport(app=app, client=("10.0.0.5", 50000))  # the proxy
-    async with httpx.AsyncClient(transport=transport, base_url="http://www.example.no") as c:
+    async with httpx.AsyncClient(transport=transport, base_url="https://www.example.no") as c:
         r = await c.post(
             "/_consent",
             data={"action": "accept_all"},

@@ -28,6 +28,12 @@ MIN_SECRET_BYTES = 32
 DEFAULT_LIFETIME_DAYS = 182
 #: 13 months, the longest lifetime European regulators accept for a consent choice.
 MAX_LIFETIME_DAYS = 395
+# A refusal must be remembered at least as long as regulators expect (about six months),
+# or the visitor is asked again and again until they give in.
+MIN_LIFETIME_DAYS = 182
+#: Browsers accept a cookie so named only with Secure, Path=/ and no Domain: no sibling
+#: subdomain can plant or overwrite it.
+HOST_PREFIX = "__Host-"
 LANGUAGES = ("nb", "en")
 
 UndeclaredPolicy = Literal["block", "report", "allow"]
@@ -156,11 +162,13 @@ class ConsentConfig:
         if (
             isinstance(lifetime, bool)
             or not isinstance(lifetime, int)
-            or not (1 <= lifetime <= MAX_LIFETIME_DAYS)
+            or not (MIN_LIFETIME_DAYS <= lifetime <= MAX_LIFETIME_DAYS)
         ):
             raise ConfigError(
-                f"consent_lifetime_days={lifetime!r} must be a whole number of days from 1 to "
-                f"{MAX_LIFETIME_DAYS} (13 months); the default is {DEFAULT_LIFETIME_DAYS}"
+                f"consent_lifetime_days={lifetime!r} must be a whole number of days from "
+                f"{MIN_LIFETIME_DAYS} (6 months: a refusal must be remembered at least that "
+                f"long) to {MAX_LIFETIME_DAYS} (13 months); the default is "
+                f"{DEFAULT_LIFETIME_DAYS}"
             )
         if self.undeclared_cookies not in ("block", "report", "allow"):
             raise ConfigError(
@@ -217,8 +225,9 @@ class ConsentConfig:
             ) from None
         _check_origins(self.trusted_origins)
         cookies = [*self.cookies, *self.extra_cookies]
-        if not any(c.name == self.cookie_name for c in cookies):
-            cookies.append(consent_cookie_spec(self.cookie_name, lifetime))
+        for name in self.consent_cookie_names:
+            if not any(c.name == name for c in cookies):
+                cookies.append(consent_cookie_spec(name, lifetime))
         try:
             set_(self, "registry", Registry(self.categories, cookies))
         except ValueError as exc:
@@ -239,6 +248,15 @@ class ConsentConfig:
                 shown = repr(value)
             items.append(f"{f.name}={shown}")
         return f"{type(self).__name__}({', '.join(items)})"
+
+    @property
+    def consent_cookie_names(self) -> tuple[str, ...]:
+        """The consent cookie's names: ``__Host-<cookie_name>`` where it can be used (no
+        ``cookie_domain``; served with ``Secure``), and the plain name (local development
+        over http, a configured ``cookie_domain``, and cookies written before the prefix)."""
+        if self.cookie_domain is None:
+            return (HOST_PREFIX + self.cookie_name, self.cookie_name)
+        return (self.cookie_name,)
 
     @property
     def lifetime_seconds(self) -> int:

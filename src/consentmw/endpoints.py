@@ -233,7 +233,11 @@ class Endpoints:
         cleared = ConsentState(policy_version=self.config.policy_version)
         cookie_header = ctx.header(b"cookie") or b""
         headers = [
-            *expire_headers(self.config.cookie_name, ctx.host, self.mw.secure(ctx)),
+            *(
+                value
+                for name in self.config.consent_cookie_names
+                for value in expire_headers(name, ctx.host, self.mw.secure(ctx))
+            ),
             *self.mw.expiry_headers(ctx, cleared, request_cookie_names(cookie_header)),
         ]
         accept = (ctx.header(b"accept") or b"").lower()
@@ -351,7 +355,7 @@ class Endpoints:
 
     def decision_headers(self, ctx: RequestContext, state: ConsentState) -> list[bytes]:
         """The new consent cookie, plus deletion of cookies the visitor no longer allows."""
-        headers = [self.mw.consent_cookie(ctx, state)]
+        headers = self.mw.consent_cookie_headers(ctx, state)
         cookie_header = ctx.header(b"cookie")
         if cookie_header:
             headers += self.mw.expiry_headers(ctx, state, request_cookie_names(cookie_header))

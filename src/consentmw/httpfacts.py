@@ -14,6 +14,20 @@ _SHARED = (b"public", b"s-maxage", b"max-age")
 _PRIVATE = (b"private", b"no-store")
 
 
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_local_host(host: str) -> bool:
+    """A development host (``localhost``, ``*.localhost``, ``127.0.0.1``, ``::1``; any port),
+    where browsers treat plain http as secure enough to test with."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    return name in _LOCAL_HOSTS or name.endswith(".localhost")
+
+
 def is_navigation(headers: Mapping[bytes, bytes], method: str) -> bool:
     """A top-level page load: ``Sec-Fetch-Dest: document``, or (browsers without Fetch
     Metadata) a GET whose ``Accept`` asks for HTML."""

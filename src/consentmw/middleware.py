@@ -21,7 +21,7 @@ from .config import ConfigError, ConsentConfig
 from .consent import ConsentCodec, ConsentState, Signal, new_consent_id
 from .endpoints import Endpoints
 from .envconfig import config_from_env
-from .httpfacts import is_navigation, private_for_cookie
+from .httpfacts import is_local_host, is_navigation, private_for_cookie
 from .inject import (
     LANG_WINDOW,
     SNIPPET_END,
@@ -64,9 +64,12 @@ class RequestContext:
     scope: Scope
     headers: dict[bytes, bytes]
     state: ConsentState
-    persist: bool = False  # a privacy signal was applied for the first time
+    persist: bool = False  # the state is to be written as a consent cookie (see below)
     tracked: bool = False  # the request carries cookies of optional categories
     language: str | None = None  # the language a decision form was shown in
+    # Seconds left of a consent cookie that still has its plain (pre-``__Host-``) name and
+    # is to be rewritten under the new name, for no longer than it had; 0: none.
+    renamed: int = 0
 
     def header(self, name: bytes) -> bytes | None:
         return self.headers.get(name)
@@ -112,7 +115,9 @@ class ConsentMiddleware:
         self.endpoints = Endpoints(self)
         self._prefix = config.prefix
         self._prefix_slash = config.prefix + "/"
-        self._cookie_name = config.cookie_name
+        # The first name is written (where browsers allow it); all are read.
+        self._cookie_names = config.consent_cookie_names
+        self._host_only_name = len(self._cookie_names) == 2
         self._warned: set[str] = set()
         self._optional = frozenset(self.registry.optional)
         self._undecided = ConsentState(policy_version=config.policy_version)
@@ -121,7 +126,7 @@ class ConsentMiddleware:
         self._expiries: BoundedCache[tuple[Any, ...], list[tuple[bytes, bytes]]] = (
             BoundedCache(1024, 2 * _MB)
         )
-        self._cookies: BoundedCache[bytes, tuple[ConsentState | None, float, bool]] = (
+        self._cookies: BoundedCache[bytes, tuple[ConsentState | None, float, bool, bool]] = (
             BoundedCache(2048, 4 * _MB)
         )
         self._languages: BoundedCache[tuple[str | None, bytes], str] = BoundedCache(512, _MB)
@@ -162,13 +167,17 @@ class ConsentMiddleware:
         tracked = False
         carried: ConsentState | None = None  # undecided under a new policy, id kept
         if cookie_header:
-            cached, expires, tracked = self._cookies.get(cookie_header) or self.read_cookies(
+            cached, expires, tracked, plain = self._cookies.get(
                 cookie_header
-            )
-            if cached is not None and time.time() <= expires:
+            ) or self.read_cookies(cookie_header)
+            now = time.time()
+            if cached is not None and now <= expires:
                 if cached.decided or cached.signal:
                     scope[SCOPE_KEY] = cached
-                    return RequestContext(scope, headers, cached, False, tracked)
+                    ctx = RequestContext(scope, headers, cached, False, tracked)
+                    if plain and self._host_only_name and self.renames(ctx):
+                        ctx.persist, ctx.renamed = True, int(expires - now)
+                    return ctx
                 carried = cached
         if self._signals and (b"sec-gpc" in headers or b"dnt" in headers):
             state, persist = self.without_cookie(headers, scope["method"], carried)
@@ -177,10 +186,13 @@ class ConsentMiddleware:
         scope[SCOPE_KEY] = state
         return RequestContext(scope, headers, state, persist, tracked)
 
-    def read_cookies(self, cookie_header: bytes) -> tuple[ConsentState | None, float, bool]:
+    def read_cookies(
+        self, cookie_header: bytes
+    ) -> tuple[ConsentState | None, float, bool, bool]:
         """What a Cookie header says: the verified consent state (None: no valid consent
-        cookie), the time it expires, and whether the header carries cookies of optional
-        categories (which a refusal must expire).
+        cookie), the time it expires, whether the header carries cookies of optional
+        categories (which a refusal must expire), and whether the state came from the
+        consent cookie's plain name although a ``__Host-`` one is in use.
 
         Cached per header value (up to 8 KB): a visitor sends the same one until a cookie
         changes. The expiry time is checked by the caller on every request.
@@ -193,11 +205,16 @@ class ConsentMiddleware:
                 if spec is not None and spec.category in self._optional:
                     tracked = True
                     break
-            verified = self.codec.verify(request_cookie(cookie_header, self._cookie_name))
+            verified, plain = None, False
+            for i, name in enumerate(self._cookie_names):
+                verified = self.codec.verify(request_cookie(cookie_header, name))
+                if verified is not None:
+                    plain = self._host_only_name and i == 1
+                    break
             if verified is None:
-                hit = (None, 0.0, tracked)
+                hit = (None, 0.0, tracked, False)
             else:
-                hit = (verified[0], float(verified[1] + self.codec.lifetime), tracked)
+                hit = (verified[0], float(verified[1] + self.codec.lifetime), tracked, plain)
             if len(cookie_header) <= _MAX_CACHED_COOKIE:
                 self._cookies.put(cookie_header, hit)
         return hit
@@ -239,16 +256,44 @@ class ConsentMiddleware:
 
     # -- headers -------------------------------------------------------------------------------
     def secure(self, ctx: RequestContext) -> bool:
-        return self.config.secure_cookie if self.config.secure_cookie is not None else ctx.secure
+        """``Secure`` on the consent cookie: on by default, so a site behind TLS termination
+        that sees plain http still gets it; off only for local development hosts
+        (``localhost``, ``127.0.0.1``, ``::1``) over http, or by ``secure_cookie=False``."""
+        if self.config.secure_cookie is not None:
+            return self.config.secure_cookie
+        return ctx.secure or not is_local_host(ctx.host)
 
-    def consent_cookie(self, ctx: RequestContext, state: ConsentState) -> bytes:
+    def cookie_name(self, ctx: RequestContext) -> str:
+        """``__Host-`` + name where browsers accept it (Secure, no Domain), else the name."""
+        names = self._cookie_names
+        return names[0] if not self._host_only_name or self.secure(ctx) else names[1]
+
+    def renames(self, ctx: RequestContext) -> bool:
+        """Whether a consent cookie under the plain name is to move to the ``__Host-`` one
+        here (on a page load: the same rule as for any per-visitor cookie we add)."""
+        return self.secure(ctx) and is_navigation(ctx.headers, ctx.scope["method"])
+
+    def consent_cookie(
+        self, ctx: RequestContext, state: ConsentState, max_age: int | None = None
+    ) -> bytes:
         return consent_cookie_header(
-            self._cookie_name,
+            self.cookie_name(ctx),
             self.codec.encode(state),
-            max_age=self.config.lifetime_seconds,
+            max_age=self.config.lifetime_seconds if max_age is None else max_age,
             secure=self.secure(ctx),
             domain=self.config.cookie_domain,
         )
+
+    def consent_cookie_headers(self, ctx: RequestContext, state: ConsentState) -> list[bytes]:
+        """The consent cookie, and deletion of its other name if the request carries it (a
+        cookie written before the ``__Host-`` prefix, or by local development)."""
+        out = [self.consent_cookie(ctx, state)]
+        current = self.cookie_name(ctx)
+        carried = set(request_cookie_names(ctx.headers.get(b"cookie") or b""))
+        for name in self._cookie_names:
+            if name != current and name in carried:
+                out += expire_headers(name, ctx.host, self.secure(ctx))
+        return out
 
     def expiry_headers(
         self, ctx: RequestContext, state: ConsentState, names: Sequence[str]
@@ -281,9 +326,10 @@ class ConsentMiddleware:
         return policy != "block"
 
     def with_signal_cookie(self, ctx: RequestContext, send: Send) -> Send:
-        """Persist a first-seen privacy signal as a refusal, on a page no shared cache keeps.
+        """Write the state as a consent cookie, on a page no shared cache keeps: a first-seen
+        privacy signal's refusal, or a consent cookie moving to its ``__Host-`` name.
 
-        No receipt: a signal is not a consent to prove. The refusal is counted instead.
+        No receipt for a signal: it is not a consent to prove. The refusal is counted.
         """
         if not ctx.persist:
             return send
@@ -293,9 +339,15 @@ class ConsentMiddleware:
                 ctx.persist = False
                 headers = private_for_cookie(list(message.get("headers", ())))
                 if headers is not None:  # else: shareable; persisted on a later page
-                    headers.append((b"set-cookie", self.consent_cookie(ctx, ctx.state)))
+                    if ctx.renamed:
+                        cookie = self.consent_cookie(ctx, ctx.state, ctx.renamed)
+                        plain = self._cookie_names[1]
+                        old = expire_headers(plain, ctx.host, self.secure(ctx))
+                        headers += [(b"set-cookie", v) for v in (cookie, *old)]
+                    else:
+                        headers.append((b"set-cookie", self.consent_cookie(ctx, ctx.state)))
+                        self.count_signal_refusal(ctx)
                     message["headers"] = headers
-                    self.count_signal_refusal(ctx)
             await send(message)
 
         return wrapped

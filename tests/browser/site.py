@@ -194,6 +194,9 @@ def build(**options: object) -> ConsentMiddleware:
         "records_url": None,
         "google_analytics_id": GA_ID,
         "privacy_policy_url": "/privacy",
+        # http on a *.consentmw.test name: Chromium refuses Secure cookies from http.
+        "secure_cookie": False,
+        "controller": "Example AS",
         **options,
     }
     return ConsentMiddleware(Starlette(routes=routes), **options)  # type: ignore[arg-type]
