@@ -20,6 +20,7 @@ __all__ = [
     "UNKNOWN_IP",
     "TrustedProxies",
     "client_ip",
+    "embedded_ipv4",
     "mask_ip",
     "parse_host",
     "parse_trusted_proxies",
@@ -203,13 +204,45 @@ def _is_trusted(ip: IPAddress, trusted: TrustedProxies) -> bool:
     return ip in trusted.hosts or any(ip in net for net in trusted.networks)
 
 
+# IPv6 addresses that carry a client's IPv4 address in their bits. Masked by the IPv6
+# prefix they could keep all of it (6to4 holds it in bits 16-47, inside any /48), so
+# they are masked as the IPv4 address they carry, by the IPv4 prefix: that is what the
+# address identifies, and the same client then looks the same over IPv4 and IPv6.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215, format not known
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291, deprecated
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The client IPv4 address that ``addr`` carries, or ``None``.
+
+    IPv4-mapped (``::ffff:0:0/96``), IPv4-compatible (``::/96``, but not ``::`` and
+    ``::1``), NAT64 (``64:ff9b::/96``), 6to4 (``2002::/16``, bits 16-47) and Teredo
+    (``2001::/32``: the client's public IPv4 inverted in the last 32 bits; the Teredo
+    server's IPv4 in bits 32-63 is public infrastructure and is not what is returned).
+    """
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr.teredo is not None:
+        return addr.teredo[1]
+    if addr in _NAT64 or (addr in _IPV4_COMPATIBLE and int(addr) > 1):
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return None
+
+
 def mask_ip(ip: str | None, ipv4_prefix: int = 16, ipv6_prefix: int = 48) -> str:
     """``ip`` with all but the first ``ipv4_prefix``/``ipv6_prefix`` bits zeroed.
 
     Never raises for any ``ip``: ``None``, garbage and overlong input give
-    :data:`UNKNOWN_IP`. Ports, brackets and zones are stripped; an IPv4-mapped IPv6
-    address (``::ffff:192.0.2.1``) is masked as the IPv4 address it is. Invalid prefix
-    lengths are a programming error and raise ``ValueError``.
+    :data:`UNKNOWN_IP`. Ports, brackets and zones are stripped. An IPv6 address that
+    carries an IPv4 address (see :func:`embedded_ipv4`: IPv4-mapped, 6to4, Teredo, ...)
+    is masked as that IPv4 address, so whatever ``ipv6_prefix`` is, no more of the IPv4
+    address is kept than ``ipv4_prefix`` allows: ``2002:c633:647d::1`` gives
+    ``198.51.0.0``. In the local-use NAT64 range ``64:ff9b:1::/48`` the IPv4 address may
+    sit anywhere after bit 48, so nothing after the /48 is kept. Invalid prefix lengths
+    are a programming error and raise ``ValueError``.
     """
     if not isinstance(ip, str) or len(ip) > _MAX_HOST_LEN:
         return UNKNOWN_IP
@@ -225,7 +258,13 @@ def _mask_cached(ip: str, ipv4_prefix: int, ipv6_prefix: int) -> str:
     addr = parse_host(ip)
     if addr is None:
         return UNKNOWN_IP
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    prefix = ipv4_prefix if addr.version == 4 else ipv6_prefix
+    prefix = ipv6_prefix
+    if isinstance(addr, ipaddress.IPv6Address):
+        carried = embedded_ipv4(addr)
+        if carried is not None:
+            addr = carried
+        elif addr in _NAT64_LOCAL:
+            prefix = min(prefix, _NAT64_LOCAL.prefixlen)
+    if addr.version == 4:
+        prefix = ipv4_prefix
     return str(ipaddress.ip_network((addr, prefix), strict=False).network_address)
