@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from .privacy.ip import parse_trusted_proxies
 from .registry import (
     DEFAULT_CATEGORIES,
     DEFAULT_COOKIES,
@@ -95,6 +96,7 @@ class ConsentConfig:
     records_retention_months: int = DEFAULT_RETENTION_MONTHS
     legal_hold: bool | str = False
     trusted_proxies: Sequence[str] = ()
+    forwarded_header: str = "x-forwarded-for"
     ipv4_prefix: int = 16
     ipv6_prefix: int = 48
 
@@ -174,6 +176,10 @@ class ConsentConfig:
         ):
             if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= top:
                 raise ConfigError(f"{name}={bits!r} must be a whole number from 0 to {top}")
+        try:
+            parse_trusted_proxies(self.trusted_proxies, header=self.forwarded_header)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.privacy_policy_url is not None and not str(self.privacy_policy_url).startswith(
             ("/", "https://", "http://")
         ):

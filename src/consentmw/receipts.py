@@ -32,7 +32,7 @@ class ReceiptWriter:
     def __init__(self, mw: ConsentMiddleware) -> None:
         cfg = mw.config
         self.mw = mw
-        self.trusted = parse_trusted_proxies(cfg.trusted_proxies)
+        self.trusted = parse_trusted_proxies(cfg.trusted_proxies, header=cfg.forwarded_header)
         self.ua = UAParser(cache_size=1024)
         self.store: ReceiptStore | None = None
         self._purger: asyncio.Task[None] | None = None

@@ -6,6 +6,11 @@ Matomo recommends; Google Analytics' /24 is ``ipv4_prefix=24``). Proxy headers a
 believed only when the direct peer is a configured proxy, walking the chain from the
 right like uvicorn's ``proxy_headers.py``: every proxy appends, so the first untrusted
 hop from the right is the client and anything to its left may be forged.
+
+Only one header is read: the one the proxies are configured to set (``forwarded_header``,
+``X-Forwarded-For`` by default, or RFC 7239 ``Forwarded``). A proxy passes the other one
+through as the client sent it, and from the headers alone nobody can tell which of two
+the proxy wrote, so "prefer whichever is present" would let a client forge its address.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "FORWARDED_HEADERS",
     "UNKNOWN_IP",
     "TrustedProxies",
     "client_ip",
@@ -34,19 +40,25 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _MAX_HOST_LEN = 100  # longer than any address with brackets, zone and port
 
+#: The values of ``forwarded_header``: which header the trusted proxies set.
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
+
 
 class TrustedProxies:
-    """Parsed ``trusted_proxies``: addresses, networks, or ``*`` for "trust every peer"."""
+    """Parsed ``trusted_proxies``: addresses, networks, or ``*`` for "trust every peer",
+    and ``header``, the one of :data:`FORWARDED_HEADERS` that they set."""
 
-    __slots__ = ("_trusts", "always", "hosts", "networks")
+    __slots__ = ("_trusts", "always", "header", "hosts", "networks")
 
     def __init__(
         self,
         hosts: Iterable[IPAddress] = (),
         networks: Iterable[IPNetwork] = (),
         always: bool = False,
+        header: str = "x-forwarded-for",
     ) -> None:
         self.always = always
+        self.header = _forwarded_header(header)
         self.hosts: frozenset[IPAddress] = frozenset(hosts)
         self.networks: tuple[IPNetwork, ...] = tuple(networks)
         self._trusts = functools.lru_cache(maxsize=4096)(self._compute)
@@ -63,9 +75,11 @@ class TrustedProxies:
 
     def __repr__(self) -> str:
         if self.always:
-            return "TrustedProxies('*')"
-        items = [str(h) for h in sorted(self.hosts, key=str)] + [str(n) for n in self.networks]
-        return f"TrustedProxies({items!r})"
+            items: object = "*"
+        else:
+            items = [str(h) for h in sorted(self.hosts, key=str)]
+            items += [str(n) for n in self.networks]
+        return f"TrustedProxies({items!r}, header={self.header!r})"
 
     def _compute(self, host: str) -> bool:
         ip = parse_host(host)
@@ -74,20 +88,36 @@ class TrustedProxies:
         return ip in self.hosts or any(ip in net for net in self.networks)
 
 
+def _forwarded_header(header: object) -> str:
+    name = header.strip().lower() if isinstance(header, str) else header
+    if name not in FORWARDED_HEADERS:
+        raise ValueError(
+            f"forwarded_header must be 'x-forwarded-for' or 'forwarded' (the header your "
+            f"trusted proxies set; the other one is ignored), got {header!r}"
+        )
+    return name
+
+
 def parse_trusted_proxies(
     values: Iterable[str] | str | TrustedProxies | None,
     option: str = "trusted_proxies",
+    header: str | None = None,
 ) -> TrustedProxies:
     """Validate proxy addresses/networks (``"10.0.0.0/8"``, ``"::1"``, ``"*"``).
 
     A comma-separated string is accepted too (as in uvicorn's ``--forwarded-allow-ips``).
     Anything that is not an address or network raises ``ValueError`` naming ``option``:
     silently ignoring a typo would mean trusting nobody, or worse, the wrong host.
+    ``header`` is the header those proxies set (see :data:`FORWARDED_HEADERS`); ``None``
+    keeps that of a given :class:`TrustedProxies`, else ``x-forwarded-for``.
     """
     if isinstance(values, TrustedProxies):
-        return values
+        if header is None or _forwarded_header(header) == values.header:
+            return values
+        return TrustedProxies(values.hosts, values.networks, values.always, header)
+    header = "x-forwarded-for" if header is None else header
     if values is None:
-        return TrustedProxies()
+        return TrustedProxies(header=header)
     if isinstance(values, str):
         values = [v for v in values.split(",") if v.strip()]
     hosts: list[IPAddress] = []
@@ -110,7 +140,7 @@ def parse_trusted_proxies(
                 f"{option}: {raw!r} is not an IP address or CIDR network "
                 "(examples: '10.0.0.0/8', '127.0.0.1', '::1', or '*' to trust every peer)"
             ) from None
-    return TrustedProxies(hosts, networks, always)
+    return TrustedProxies(hosts, networks, always, header)
 
 
 def parse_host(value: str) -> IPAddress | None:
@@ -154,36 +184,34 @@ def _forwarded_for_hops(value: str) -> list[str]:
     return hops
 
 
-def _header_hops(headers: Iterable[tuple[bytes, bytes]]) -> list[str] | None:
-    xff: list[bytes] = []
-    fwd: list[bytes] = []
-    for name, value in headers:
-        if name == b"x-forwarded-for":
-            xff.append(value)
-        elif name == b"forwarded":
-            fwd.append(value)
-    # X-Forwarded-For wins: it is what AWS ALB and most proxies append. Forwarded is used
-    # only when a proxy sends nothing else.
-    if xff:
-        return [h.strip() for h in b",".join(xff).decode("latin-1").split(",")]
-    if fwd:
-        return _forwarded_for_hops(b",".join(fwd).decode("latin-1"))
-    return None
+def _header_hops(headers: Iterable[tuple[bytes, bytes]], header: str) -> list[str] | None:
+    """The hops of ``header`` (every occurrence, in order); ``None`` when it is absent."""
+    wanted = header.encode("latin-1")
+    values = [value for name, value in headers if name == wanted]
+    if not values:
+        return None
+    joined = b",".join(values).decode("latin-1")
+    if header == "forwarded":
+        return _forwarded_for_hops(joined)
+    return [h.strip() for h in joined.split(",")]
 
 
 def client_ip(scope: Mapping[str, Any], trusted_proxies: TrustedProxies) -> str | None:
     """The client's address (unmasked), or ``None`` when it cannot be known.
 
-    Proxy headers count only when the direct peer (``scope["client"]``) is trusted; then
-    the chain is walked from the right and the first hop that is not a trusted proxy is
-    the client. A hop that is garbage or ``unknown`` at that place means the client is
-    unknown (``None``), never a guess further left, which the client could have forged.
+    Proxy headers count only when the direct peer (``scope["client"]``) is trusted, and
+    only the header those proxies set (``trusted_proxies.header``); the other one is
+    ignored, whatever it says. The chain is walked from the right and the first hop that
+    is not a trusted proxy is the client. A hop that is garbage, ``unknown`` or an
+    obfuscated ``Forwarded`` identifier (``for=_hidden``) at that place means the client
+    is unknown (``None``), never a guess further left, which the client could have
+    forged. No such header at all from a trusted peer: the peer itself.
     """
     client = scope.get("client")
     peer = client[0] if client else None
     if peer is None or not trusted_proxies or peer not in trusted_proxies:
         return peer
-    hops = _header_hops(scope.get("headers") or ())
+    hops = _header_hops(scope.get("headers") or (), trusted_proxies.header)
     if not hops or not any(hops):
         return peer
     if trusted_proxies.always:
