@@ -9,6 +9,7 @@ import logging
 import os
 import stat
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -184,3 +185,53 @@ def test_stats_do_not_read_through_a_planted_link(logs: Path, victim: Path) -> N
     stats = collect_stats(logs)
     assert stats.records == 1 and stats.bad_lines == 1
     assert "/secret" not in stats.pages
+
+
+# -- other things planted where a log file should be -------------------------------------
+
+
+def _returns_promptly(fifo: Path, work: Any) -> tuple[bool, list[BaseException]]:
+    """Runs ``work`` in a thread; a hang in open() on the FIFO is released and reported."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except OSError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(5)
+    if thread.is_alive():  # blocked opening the FIFO: open its other end to free it
+        for flags in (os.O_RDONLY | os.O_NONBLOCK, os.O_WRONLY | os.O_NONBLOCK):
+            with contextlib.suppress(OSError):
+                fd = os.open(fifo, flags)
+                thread.join(5)
+                os.close(fd)
+        return False, errors
+    return True, errors
+
+
+def test_append_refuses_a_planted_fifo_without_blocking(logs: Path) -> None:
+    fifo = logs / "requests-2026-11-27.jsonl"
+    os.mkfifo(fifo)
+    files = PeriodFiles(logs)
+    prompt, errors = _returns_promptly(fifo, lambda: files.append("2026-11-27", LINE))
+    files.close()
+    assert prompt, "the writer blocked on a FIFO planted as a log file"
+    assert len(errors) == 1 and "not a regular file" in str(errors[0])
+
+
+def test_compressor_skips_a_planted_fifo_without_blocking(
+    logs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fifo = logs / "requests-2026-11-26.jsonl"
+    os.mkfifo(fifo)
+    with caplog.at_level(logging.WARNING, logger="consentmw.requestlog"):
+        prompt, _ = _returns_promptly(
+            fifo, lambda: compress_ended(logs, UTC, ts(2026, 11, 28), 0)
+        )
+    assert prompt, "the compressor blocked on a FIFO planted as a log file"
+    assert "not a regular file" in caplog.text
+    assert sorted(p.name for p in logs.iterdir()) == ["requests-2026-11-26.jsonl"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 try:
@@ -39,20 +40,24 @@ __all__ = [
 # Windows has no O_NOFOLLOW (nor the symlinks an unprivileged user could plant there).
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# Opening a FIFO blocks until its other end is opened: non-blocking, it fails or returns
+# at once, and the regular-file check below refuses it.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _CLOEXEC | _NOFOLLOW
 READ_FLAGS = os.O_RDONLY | _CLOEXEC | _NOFOLLOW
 CREATE_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | _NOFOLLOW
 
 
 def open_log_file(path: str | os.PathLike[str], flags: int, mode: int = 0o640) -> int:
-    """``os.open`` that never follows a symbolic link at ``path``.
+    """``os.open`` of a regular file that never follows a symbolic link at ``path``.
 
     ``flags`` should be one of :data:`APPEND_FLAGS`, :data:`READ_FLAGS` or
-    :data:`CREATE_NEW_FLAGS`; ``O_NOFOLLOW`` is added in any case. A link raises an
-    ``OSError`` (``ELOOP``) that says what is wrong, other errors propagate unchanged.
+    :data:`CREATE_NEW_FLAGS`; ``O_NOFOLLOW`` is added in any case. A link, or anything
+    but a regular file (a FIFO, a device), raises an ``OSError`` that says what is wrong;
+    other errors propagate unchanged. The descriptor returned is blocking.
     """
     try:
-        return os.open(path, flags | _NOFOLLOW, mode)
+        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, mode)
     except OSError as exc:
         # Linux and macOS say ELOOP, FreeBSD EMLINK; only a link at path means "link".
         if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
@@ -62,7 +67,27 @@ def open_log_file(path: str | os.PathLike[str], flags: int, mode: int = 0o640) -
                 "(remove the link)",
                 os.fspath(path),
             ) from None
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads
+            raise _not_regular(path) from None
         raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _not_regular(path)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_regular(path: str | os.PathLike[str]) -> OSError:
+    return OSError(
+        errno.EINVAL,
+        "is not a regular file; request-log files are never opened as anything else "
+        "(remove it)",
+        os.fspath(path),
+    )
 
 
 def _lock_shared(fd: int) -> None:
