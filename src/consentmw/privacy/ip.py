@@ -89,7 +89,7 @@ class TrustedProxies:
 
 
 def _forwarded_header(header: object) -> str:
-    name = header.strip().lower() if isinstance(header, str) else header
+    name = header.strip().lower() if isinstance(header, str) else ""
     if name not in FORWARDED_HEADERS:
         raise ValueError(
             f"forwarded_header must be 'x-forwarded-for' or 'forwarded' (the header your "
@@ -184,13 +184,19 @@ def _forwarded_for_hops(value: str) -> list[str]:
     return hops
 
 
+_HEADER_NAMES = {name: name.encode("latin-1") for name in FORWARDED_HEADERS}
+
+
 def _header_hops(headers: Iterable[tuple[bytes, bytes]], header: str) -> list[str] | None:
     """The hops of ``header`` (every occurrence, in order); ``None`` when it is absent."""
-    wanted = header.encode("latin-1")
-    values = [value for name, value in headers if name == wanted]
+    wanted = _HEADER_NAMES[header]
+    values: list[bytes] = []
+    for name, value in headers:
+        if name == wanted:
+            values.append(value)
     if not values:
         return None
-    joined = b",".join(values).decode("latin-1")
+    joined = (values[0] if len(values) == 1 else b",".join(values)).decode("latin-1")
     if header == "forwarded":
         return _forwarded_for_hops(joined)
     return [h.strip() for h in joined.split(",")]
