@@ -97,6 +97,7 @@ def test_parse_trusted_proxies_validates() -> None:
 
 
 TRUSTED = parse_trusted_proxies(["10.0.0.0/8", "127.0.0.1"])
+TRUSTED_FWD = parse_trusted_proxies(["10.0.0.0/8", "127.0.0.1"], header="forwarded")
 
 
 def test_direct_peer_without_proxy() -> None:
@@ -141,16 +142,107 @@ def test_rfc7239_forwarded() -> None:
         "127.0.0.1",
         ("forwarded", 'for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https, For=10.0.0.3'),
     )
-    assert client_ip(s, TRUSTED) == "2001:db8:cafe::17"
+    assert client_ip(s, TRUSTED_FWD) == "2001:db8:cafe::17"
     s = scope("127.0.0.1", ("forwarded", "for=_hidden;by=10.0.0.1"))
-    assert client_ip(s, TRUSTED) is None
+    assert client_ip(s, TRUSTED_FWD) is None
     s = scope("127.0.0.1", ("forwarded", "proto=https"))  # says nothing about the client
-    assert client_ip(s, TRUSTED) == "127.0.0.1"
+    assert client_ip(s, TRUSTED_FWD) == "127.0.0.1"
 
 
-def test_xff_preferred_over_forwarded() -> None:
-    s = scope("127.0.0.1", ("forwarded", "for=1.1.1.1"), ("x-forwarded-for", "2.2.2.2"))
-    assert client_ip(s, TRUSTED) == "2.2.2.2"
+@pytest.mark.parametrize(
+    ("forwarded", "expected"),
+    [
+        ('for="[2001:db8::1]:4711"', "2001:db8::1"),
+        ('for="[2001:db8::1]"', "2001:db8::1"),
+        ("for=192.0.2.60;proto=http;by=203.0.113.43", "192.0.2.60"),
+        ('for="192.0.2.60:8080"', "192.0.2.60"),
+        ("for=unknown", None),
+        ("for=_gazonk", None),
+        ('for="_hidden", for=10.0.0.3', None),  # obfuscated where the client should be
+        ("for=6.6.6.6, for=unknown", None),  # never a guess further left
+        ("for=192.0.2.60, for=10.0.0.3, for=127.0.0.1", "192.0.2.60"),  # past trusted
+        ("proto=https;for=192.0.2.60", "192.0.2.60"),  # for= need not come first
+        ("by=10.0.0.1", "127.0.0.1"),  # no for= anywhere: the peer
+    ],
+)
+def test_forwarded_hops(forwarded: str, expected: str | None) -> None:
+    assert client_ip(scope("127.0.0.1", ("forwarded", forwarded)), TRUSTED_FWD) == expected
+
+
+def test_forwarded_header_option_validates() -> None:
+    assert parse_trusted_proxies([], header=" Forwarded ").header == "forwarded"
+    assert parse_trusted_proxies(TRUSTED, header="forwarded").header == "forwarded"
+    assert parse_trusted_proxies(TRUSTED_FWD).header == "forwarded"  # kept
+    assert TRUSTED.header == "x-forwarded-for"  # the default
+    for bad in ("x-real-ip", "", 3):
+        with pytest.raises(ValueError, match="forwarded_header"):
+            parse_trusted_proxies([], header=bad)  # type: ignore[arg-type]
+
+
+# Both headers in every combination. The client is 203.0.113.5; its own forgeries say
+# 6.6.6.6 (X-Forwarded-For) and 7.7.7.7 (Forwarded). "set" is what the trusted proxy
+# at 10.0.0.1 appends, "forged" what it passes through from the client unchanged.
+XFF_SET = ("x-forwarded-for", "203.0.113.5")
+XFF_FORGED_AND_SET = ("x-forwarded-for", "6.6.6.6, 203.0.113.5")
+XFF_FORGED = ("x-forwarded-for", "6.6.6.6")
+FWD_SET = ("forwarded", "for=203.0.113.5;proto=https")
+FWD_FORGED_AND_SET = ("forwarded", "for=7.7.7.7, for=203.0.113.5;proto=https")
+FWD_FORGED = ("forwarded", "for=7.7.7.7")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        (XFF_SET,),
+        (XFF_FORGED_AND_SET,),
+        (XFF_SET, FWD_FORGED),
+        (FWD_FORGED, XFF_SET),
+        (XFF_FORGED_AND_SET, FWD_FORGED),
+    ],
+)
+def test_proxy_sets_x_forwarded_for(headers: tuple[tuple[str, str], ...]) -> None:
+    assert client_ip(scope("10.0.0.1", *headers), TRUSTED) == "203.0.113.5"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        (FWD_SET,),
+        (FWD_FORGED_AND_SET,),
+        (FWD_SET, XFF_FORGED),
+        (XFF_FORGED, FWD_SET),
+        (FWD_FORGED_AND_SET, XFF_FORGED),
+    ],
+)
+def test_proxy_sets_forwarded(headers: tuple[tuple[str, str], ...]) -> None:
+    assert client_ip(scope("10.0.0.1", *headers), TRUSTED_FWD) == "203.0.113.5"
+
+
+@pytest.mark.parametrize("trusted", [TRUSTED, TRUSTED_FWD])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        (XFF_FORGED,),
+        (FWD_FORGED,),
+        (XFF_FORGED, FWD_FORGED),
+        (FWD_FORGED, XFF_FORGED),
+    ],
+)
+def test_untrusted_peer_is_never_believed(trusted, headers: tuple[tuple[str, str], ...]) -> None:
+    # The client talks to the app directly: nothing it sends is believed, either header.
+    assert client_ip(scope("203.0.113.5", *headers), trusted) == "203.0.113.5"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "headers"),
+    [
+        (TRUSTED, (FWD_SET,)),  # configured for X-Forwarded-For, proxy sent Forwarded
+        (TRUSTED_FWD, (XFF_SET,)),  # and the other way round
+    ],
+)
+def test_only_the_configured_header_counts(trusted, headers) -> None:
+    # The header the proxy is not configured to set may be the client's: the peer it is.
+    assert client_ip(scope("10.0.0.1", *headers), trusted) == "10.0.0.1"
 
 
 def test_trust_everyone_takes_leftmost() -> None:

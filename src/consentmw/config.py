@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .privacy.ip import parse_trusted_proxies
 from .registry import (
     DEFAULT_CATEGORIES,
     DEFAULT_COOKIES,
@@ -119,6 +120,7 @@ class ConsentConfig:
     legal_hold: bool | str = False
     trusted_proxies: Sequence[str] = ()
     trusted_origins: Sequence[str] = ()
+    forwarded_header: str = "x-forwarded-for"
     ipv4_prefix: int = 16
     ipv6_prefix: int = 48
     timezone: str = "Europe/Oslo"
@@ -202,6 +204,10 @@ class ConsentConfig:
         ):
             if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= top:
                 raise ConfigError(f"{name}={bits!r} must be a whole number from 0 to {top}")
+        try:
+            parse_trusted_proxies(self.trusted_proxies, header=self.forwarded_header)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.privacy_policy_url is not None and not str(self.privacy_policy_url).startswith(
             ("/", "https://", "http://")
         ):

@@ -148,6 +148,7 @@ LOG_VARIABLES = {
     "asn_database": "CONSENTMW_LOG_ASN_DATABASE",
     "mask_client_in_scope": "CONSENTMW_MASK_CLIENT_IN_SCOPE",
     "trusted_proxies": "CONSENTMW_TRUSTED_PROXIES",
+    "forwarded_header": "CONSENTMW_FORWARDED_HEADER",
     "ipv4_prefix": "CONSENTMW_IPV4_PREFIX",
     "ipv6_prefix": "CONSENTMW_IPV6_PREFIX",
     "count_visitors": "CONSENTMW_COUNT_VISITORS",

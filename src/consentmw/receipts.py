@@ -77,6 +77,7 @@ class ReceiptWriter:
         *,
         policy_version: str,
         trusted_proxies: Sequence[str] = (),
+        forwarded_header: str = "x-forwarded-for",
         ipv4_prefix: int = 16,
         ipv6_prefix: int = 48,
         ua_parser: UAParser | None = None,
@@ -85,7 +86,7 @@ class ReceiptWriter:
         self.store = store
         self.texts = texts
         self.policy_version = policy_version
-        self.trusted = parse_trusted_proxies(trusted_proxies)
+        self.trusted = parse_trusted_proxies(trusted_proxies, header=forwarded_header)
         self.ipv4_prefix = ipv4_prefix
         self.ipv6_prefix = ipv6_prefix
         self.ua = ua_parser or UAParser(cache_size=1024)
@@ -115,6 +116,7 @@ class ReceiptWriter:
             texts,
             policy_version=config.policy_version,
             trusted_proxies=config.trusted_proxies,
+            forwarded_header=config.forwarded_header,
             ipv4_prefix=config.ipv4_prefix,
             ipv6_prefix=config.ipv6_prefix,
         )

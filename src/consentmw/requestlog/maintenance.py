@@ -5,6 +5,11 @@ them at once: compression writes to a private temporary name, renames it into pl
 atomically and only then unlinks the original, under an exclusive ``flock`` that writers
 respect; purging just unlinks and treats "already gone" as done. A legal hold suspends
 every deletion and says so in the log.
+
+The compressed file is created with the mode of the file it replaces (0640 by default),
+in the ``open`` call itself: a file created 0644 and narrowed afterwards would be
+readable by anyone in the window between, and a crash there would leave it so. No file
+is opened through a symbolic link (see :mod:`consentmw.requestlog.files`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import gzip
 import logging
 import os
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +26,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from consentmw.analytics.sources import COLUMNAR_RE
-from consentmw.requestlog.files import lock_exclusive_nb, unlock
+from consentmw.requestlog.files import (
+    CREATE_NEW_FLAGS,
+    READ_FLAGS,
+    lock_exclusive_nb,
+    open_log_file,
+    unlock,
+)
 from consentmw.requestlog.periods import LOG_FILE_RE, period_end
 from consentmw.retention import legal_hold_reason, months_before
 
@@ -88,7 +100,7 @@ def compress_ended(
 
 def _compress_one(path: Path, level: int) -> bool:
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = open_log_file(path, READ_FLAGS)
     except FileNotFoundError:
         return False  # another process compressed it first
     tmp: Path | None = None
@@ -96,17 +108,19 @@ def _compress_one(path: Path, level: int) -> bool:
         if not lock_exclusive_nb(fd):
             return False  # a writer is appending or another compressor is at it
         try:
-            if os.stat(path).st_ino != os.fstat(fd).st_ino:
+            source = os.fstat(fd)
+            if os.lstat(path).st_ino != source.st_ino:
                 return False  # replaced since we opened it
         except FileNotFoundError:
             return False
         target = path.with_name(path.name + ".gz")
         tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{time.monotonic_ns()}-{path.name}.gz")
-        with open(tmp, "wb") as out:
+        mode = stat.S_IMODE(source.st_mode)
+        with os.fdopen(open_log_file(tmp, CREATE_NEW_FLAGS, mode), "wb") as out:
             # A late record may have made a new .jsonl after an earlier compression:
             # gzip members concatenate, so keep the old ones and add ours.
             try:
-                with open(target, "rb") as old:
+                with os.fdopen(open_log_file(target, READ_FLAGS), "rb") as old:
                     shutil.copyfileobj(old, out)
             except FileNotFoundError:
                 pass
@@ -217,7 +231,7 @@ def _clean_stale_tmp(directory: str | Path, now: float, dry_run: bool) -> None:
         if not entry.name.startswith(TMP_PREFIX) or dry_run:
             continue
         try:
-            if entry.stat().st_mtime < now - STALE_TMP_SECONDS:
+            if entry.stat(follow_symlinks=False).st_mtime < now - STALE_TMP_SECONDS:
                 os.unlink(entry.path)
         except OSError:
             pass

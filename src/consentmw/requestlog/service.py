@@ -59,6 +59,7 @@ class RequestLog:
         timezone: str = "UTC",
         retention_months: int = DEFAULT_RETENTION_MONTHS,
         trusted_proxies: Iterable[str] | str | TrustedProxies | None = (),
+        forwarded_header: str | None = None,
         ipv4_prefix: int = 16,
         ipv6_prefix: int = 48,
         legal_hold: bool | str = False,
@@ -98,7 +99,7 @@ class RequestLog:
         self.directory = Path(directory)
         self.tz = load_timezone(timezone)
         self.retention_months = validate_retention_months(retention_months)
-        self.trusted = parse_trusted_proxies(trusted_proxies)
+        self.trusted = parse_trusted_proxies(trusted_proxies, header=forwarded_header)
         self.ipv4_prefix = _prefix(ipv4_prefix, "ipv4_prefix", 32)
         self.ipv6_prefix = _prefix(ipv6_prefix, "ipv6_prefix", 128)
         self.legal_hold = legal_hold

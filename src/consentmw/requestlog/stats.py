@@ -10,12 +10,14 @@ from __future__ import annotations
 import gzip
 import html
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from consentmw.requestlog.files import READ_FLAGS, open_log_file
 from consentmw.requestlog.maintenance import list_log_files
 
 __all__ = ["LogStats", "collect_stats", "iter_records", "render_html", "render_table"]
@@ -40,9 +42,9 @@ def iter_records(directory: str | Path, stats: LogStats | None = None) -> Iterat
     for log in list_log_files(directory):
         if stats is not None:
             stats.files += 1
-        opener = gzip.open if log.compressed else open
         try:
-            with opener(log.path, "rb") as fh:
+            with os.fdopen(open_log_file(log.path, READ_FLAGS), "rb") as raw:
+                fh: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if log.compressed else raw
                 for line in fh:
                     try:
                         record = json.loads(line)
