@@ -109,6 +109,11 @@ class EventCounter:
 
     # -- the flush task ---------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """Whether the periodic flush task is running."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         """Start the periodic flush on the running event loop (at lifespan start-up)."""
         if self._task is not None and not self._task.done():
