@@ -20,11 +20,11 @@ from consentmw.analytics.columnar import sync
 from consentmw.analytics.consentcounts import ReceiptConsentCounts
 from consentmw.analytics.render import render_html, render_table
 from consentmw.analytics.report import build_report
-from consentmw.records import SQLiteReceiptStore
+from consentmw.records import CountRow, EventCounter, SQLiteReceiptStore
 from consentmw.requestlog import RequestLogMiddleware
 from consentmw.requestlog.maintenance import compress_ended, purge
 from consentmw.requestlog.periods import utc_iso
-from tests.records_support import receipt
+from tests.records_support import BACKENDS, receipt, store_factory
 from tests.requestlog_helpers import UA_CHROME, UA_IPHONE, run
 from tests.test_analytics_kind import GOOGLEBOT, html_app
 
@@ -259,6 +259,45 @@ def test_consent_figures_from_receipts(tmp_path: Path) -> None:
     }  # fmt: skip
     assert c["policy_versions"] == {"1.07": 6} and c["languages"] == {"nb": 4, "en": 2}
     assert data["pageviews"] == 0 and data["visitors"] is None  # an empty log directory
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_consent_figures_include_banner_views_and_counted_signal_refusals(
+    backend: str, tmp_path: Path
+) -> None:
+    at = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
+    async with store_factory(backend, tmp_path) as make:
+        store = make()
+        await store.add(receipt("c-a", at=at, action="accept_all"))
+        await store.add(receipt("c-s", at=at, action="signal", language="en"))  # receipted
+        counter = EventCounter(store, policy_versions=["1.07"], languages=["nb", "en"],
+                               clock=lambda: at.timestamp())  # fmt: skip
+        for _ in range(40):
+            counter.count("banner_shown", "1.07", "nb")
+        for _ in range(3):
+            counter.count("signal_refusal", "1.07", "en")
+        await counter.flush()
+        await store.add_counts([CountRow(DAY - timedelta(1), "banner_shown", "1.07", "en", 9)])
+        (tmp_path / "logs").mkdir()
+        data = report(tmp_path / "logs", consent=ReceiptConsentCounts(store))
+        wider = build_report(tmp_path / "logs", DAY - timedelta(1), DAY,
+                             consent=ReceiptConsentCounts(store)).to_dict()  # fmt: skip
+    c = data["consent"]
+    assert c["totals"] == {
+        "banner_shown": 40, "accepted": 1, "rejected": 0, "custom": 0, "signal_refusals": 4,
+        "withdrawn": 0,
+    }  # fmt: skip
+    assert c["days"][0]["banner_shown"] == 40 and c["days"][0]["signal_refusals"] == 4
+    # Signal refusals are decisions; banner views are not.
+    assert c["policy_versions"] == {"1.07": 5} and c["languages"] == {"en": 4, "nb": 1}
+    assert c["counts"] == [
+        {"date": "2026-11-20", "kind": "banner_shown", "policy_version": "1.07",
+         "language": "nb", "count": 40},
+        {"date": "2026-11-20", "kind": "signal_refusal", "policy_version": "1.07",
+         "language": "en", "count": 3},
+    ]  # fmt: skip
+    assert [d["banner_shown"] for d in wider["consent"]["days"]] == [9, 40]
+    assert "<td class=\"n\">40</td>" in render_html(data)
 
 
 def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from consentmw.records import (
     open_store,
     redact_url,
 )
+from consentmw.records.sqlite import SCHEMA_VERSION
 from tests.records_support import BACKENDS, MakeStore, receipt, store_factory
 
 TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
@@ -303,7 +304,7 @@ async def test_sqlite_file_and_directory_created_on_first_use_only(tmp_path: Pat
     assert path.exists()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(receipts)")}
     assert {"receipts_consent_id", "receipts_recorded_at"} <= indexes
     await store.close()

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from consentmw.records import Hold, open_store
+from consentmw.records import CountRow, Hold, open_store
 from tests.records_support import BACKENDS, PG_URL, pg_schema, receipt, with_search_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,3 +163,38 @@ def test_overdue_review_is_shown_and_the_hold_stays(tmp_path: Path) -> None:
     purged = cli("purge", "--url", url)
     assert "deleted 0 receipts" in purged.stdout and "due for review" in purged.stderr
     assert len(cli("export", "--url", url).stdout.splitlines()) == 1
+
+
+def test_counts_prints_the_daily_counts(url: str, tmp_path: Path) -> None:
+    today = datetime.now(timezone.utc).date()
+    store = open_store(url)
+    store.add_counts_sync([
+        CountRow(today, "banner_shown", "1.07", "nb", 120),
+        CountRow(today, "banner_shown", "1.07", "en", 30),
+        CountRow(today, "signal_refusal", "1.07", "nb", 4),
+        CountRow(today - timedelta(days=40), "banner_shown", "1.06", "nb", 999),
+    ])  # fmt: skip
+    store.close_sync()
+    shown = cli("counts", "--url", url)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert f"{today.isoformat()}  banner_shown    1.07        nb          120" in lines
+    assert f"{today.isoformat()}  signal_refusal  1.07        nb            4" in lines
+    assert lines[-1] == "total: banner_shown 150, signal_refusal 4"  # the last 30 days
+    old = (today - timedelta(days=40)).isoformat()
+    ranged = cli("counts", "--url", url, "--from", old, "--to", old, "--json")
+    assert ranged.returncode == 0, ranged.stderr
+    assert json.loads(ranged.stdout) == {
+        "from": old, "to": old, "totals": {"banner_shown": 999, "signal_refusal": 0},
+        "rows": [{"day": old, "kind": "banner_shown", "policy_version": "1.06",
+                  "language": "nb", "count": 999}],
+    }  # fmt: skip
+    week = json.loads(cli("counts", "--url", url, "--since", "41d", "--json").stdout)
+    assert week["totals"] == {"banner_shown": 1149, "signal_refusal": 4}
+    for bad in (["--since", "x"], ["--from", "2026-11-20"], ["--since", "3d", "--to", "x"],
+                ["--from", "2026-11-20", "--to", "2026-11-19"]):  # fmt: skip
+        out = cli("counts", "--url", url, *bad)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, (bad, out.stderr)
+    empty = cli("counts", "--url", f"sqlite:///{tmp_path}/none.db")
+    assert empty.returncode == 0 and "nothing counted" in empty.stdout
+    assert not (tmp_path / "none.db").exists()  # reading never creates a database

@@ -5,6 +5,10 @@ of one request (masked IP, browser family, the language rendered, the hash of th
 shown) and owns the store's life: opened lazily, the shown texts stored once per hash,
 purged on a schedule while the app runs, closed at lifespan shutdown. It gets what it
 needs explicitly and never reaches back into the middleware.
+
+Events with nothing to prove (the banner shown, a privacy signal remembered as a refusal)
+are counted, not receipted: :attr:`ReceiptWriter.counter` counts them in memory and its
+flush task, started and stopped with the lifespan, adds them to the store's daily counts.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .config import LANGUAGES, ConfigError, ConsentConfig
 from .consent import ConsentState
 from .privacy.ip import client_ip, mask_ip, parse_trusted_proxies
 from .records import (
+    EventCounter,
     Receipt,
     ReceiptStore,
     RecordsUnavailable,
@@ -82,8 +87,11 @@ class ReceiptWriter:
         ipv6_prefix: int = 48,
         ua_parser: UAParser | None = None,
         languages: Collection[str] = LANGUAGES,
+        counter: EventCounter | None = None,
     ) -> None:
         self.store = store
+        #: Counts banner views and signal refusals (None when receipts are off).
+        self.counter = counter
         self.texts = texts
         self.policy_version = policy_version
         self.trusted = parse_trusted_proxies(trusted_proxies, header=forwarded_header)
@@ -111,9 +119,15 @@ class ReceiptWriter:
             store = open_store(
                 config.records_url, retention_months=config.records_retention_months
             )
+        counter = None
+        if store is not None:
+            counter = EventCounter(
+                store, policy_versions=(config.policy_version,), languages=LANGUAGES
+            )
         return cls(
             store,
             texts,
+            counter=counter,
             policy_version=config.policy_version,
             trusted_proxies=config.trusted_proxies,
             forwarded_header=config.forwarded_header,
@@ -189,7 +203,8 @@ class ReceiptWriter:
             await self.ensure_texts(language)
 
     def lifespan_send(self, send: Send) -> Send:
-        """Check the texts and start the purge schedule after start-up; close at shutdown."""
+        """After start-up: check the texts, start the purge schedule and the counter's
+        flush task. At shutdown: stop both, flush the counts, close the store."""
         if self.store is None:
             return send
         store = self.store
@@ -198,12 +213,16 @@ class ReceiptWriter:
             kind = message["type"]
             if kind == "lifespan.startup.complete" and self._purger is None:
                 self._purger = asyncio.ensure_future(self._run(store))
+                if self.counter is not None:
+                    self.counter.start()
             elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 if self._purger is not None:
                     self._purger.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await self._purger
                     self._purger = None
+                if self.counter is not None:
+                    await self.counter.stop()  # the last counts, before the store closes
                 await store.close()
             await send(message)
 

@@ -1,10 +1,10 @@
 """Consent figures per day: how often the banner was shown and what visitors chose.
 
 The report asks a :class:`ConsentCounts` provider. The default,
-:class:`ReceiptConsentCounts`, reads the proof-of-consent receipts (one per decision);
-the receipts do not know how often the banner was shown, so that figure is zero there
-and a provider backed by a counters table can fill it in later. :class:`NoConsentCounts`
-is what a report without a receipt store gets: zeros.
+:class:`ReceiptConsentCounts`, reads the receipt store: the proof-of-consent receipts (one
+per decision) and the daily counts of events that get no receipt (the banner shown, a
+privacy signal remembered as a refusal). :class:`NoConsentCounts` is what a report
+without a receipt store gets: zeros.
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ __all__ = [
     "NoConsentCounts",
     "ReceiptConsentCounts",
 ]
+
+#: Counted event kind (:data:`consentmw.records.counts.KINDS`) -> the figure it adds to.
+KIND_FIGURE = {
+    "banner_shown": "banner_shown",
+    "signal_refusal": "signal_refusals",
+}
+#: Kinds that are decisions, so also counted per policy version and language.
+DECISION_KINDS = frozenset({"signal_refusal"})
 
 #: Receipt action -> the figure it counts towards.
 ACTION_FIGURE = {
@@ -51,6 +59,9 @@ class ConsentFigures:
     policy_versions: dict[str, int] = field(default_factory=dict)
     languages: dict[str, int] = field(default_factory=dict)
     source: str = "none"
+    #: The daily counts behind ``banner_shown`` and counted ``signal_refusals``, per day,
+    #: kind, policy version and language.
+    counts: list[dict[str, Any]] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
         keys = [k for k in asdict(ConsentDay("")) if k != "date"]
@@ -63,6 +74,7 @@ class ConsentFigures:
             "days": [asdict(d) for d in self.days],
             "policy_versions": self.policy_versions,
             "languages": self.languages,
+            "counts": self.counts,
         }
 
 
@@ -85,10 +97,14 @@ class NoConsentCounts:
 
 
 class ReceiptConsentCounts:
-    """Counts receipts (any :class:`~consentmw.records.ReceiptStore`) per day and action.
+    """Consent figures from one :class:`~consentmw.records.ReceiptStore`.
 
-    Streams the store's export once per report; a withdrawal also counts as a change of
-    decision, and a decision's policy version and language are counted.
+    Decisions: the store's receipts, streamed once per report, counted per day and action;
+    a decision's policy version and language are counted. ``banner_shown`` and the
+    signal refusals remembered without a receipt come from the store's daily counts,
+    which are kept per UTC day and shown on that date whatever the report's time zone.
+    Receipts of action ``signal`` (written by versions that receipted signals) add to
+    ``signal_refusals`` too: one event is either receipted or counted, never both.
     """
 
     def __init__(self, store: Any) -> None:
@@ -96,6 +112,9 @@ class ReceiptConsentCounts:
 
     def receipts(self) -> Iterable[Any]:
         return self.store.export_sync()
+
+    def daily_counts(self, first: date, last: date) -> Iterable[Any]:
+        return self.store.counts_sync(first, last)
 
     def figures(self, first: date, last: date, tz: ZoneInfo) -> ConsentFigures:
         days = empty_days(first, last)
@@ -111,9 +130,25 @@ class ReceiptConsentCounts:
             setattr(day, figure, getattr(day, figure) + 1)
             versions[receipt.policy_version] += 1
             languages[receipt.language] += 1
+        counts = []
+        for row in self.daily_counts(first, last):
+            day = by_date.get(row.day.isoformat())
+            figure = KIND_FIGURE.get(row.kind)
+            if day is None or figure is None:
+                continue
+            setattr(day, figure, getattr(day, figure) + row.count)
+            if row.kind in DECISION_KINDS:
+                versions[row.policy_version] += row.count
+                languages[row.language] += row.count
+            counts.append(
+                {"date": row.day.isoformat(), "kind": row.kind,
+                 "policy_version": row.policy_version, "language": row.language,
+                 "count": row.count}
+            )  # fmt: skip
         return ConsentFigures(
             days,
             dict(versions.most_common()),
             dict(languages.most_common()),
             source="receipts",
+            counts=counts,
         )

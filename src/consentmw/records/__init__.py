@@ -19,14 +19,20 @@ from consentmw.records.base import (
     RecordsUnavailable,
     purge_periodically,
 )
+from consentmw.records.counters import EventCounter
+from consentmw.records.counts import KINDS as COUNT_KINDS
+from consentmw.records.counts import CountRow
 from consentmw.records.holds import ForgetResult, HeldBy, Hold
 from consentmw.records.sqlite import SQLiteReceiptStore
 from consentmw.records.texts import StoredTexts
 
 __all__ = [
     "ACTIONS",
+    "COUNT_KINDS",
     "DEFAULT_RECORDS_URL",
     "SOURCES",
+    "CountRow",
+    "EventCounter",
     "ForgetResult",
     "HeldBy",
     "Hold",

@@ -14,10 +14,11 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from consentmw.records.counts import CountKey, CountRow, trim_oldest
 from consentmw.records.holds import ForgetResult, Hold
 from consentmw.records.texts import StoredTexts
 from consentmw.retention import LEGAL_HOLD_FILE, months_before, validate_retention_months
@@ -122,6 +123,9 @@ class ReceiptStore(abc.ABC):
     Shown texts (``add_texts``) take the same path as receipts: queued, written in the
     same transaction as the receipts beside them, retried.
 
+    Daily counts (``add_counts``) too: queued, added to the stored counts in one
+    transaction (with the receipts beside them), kept in memory and retried on failure.
+
     Failures of ``add`` are logged once per kind (locked, disk full, read-only, ...) on the
     ``consentmw.records`` logger and counted in :attr:`failures`; the receipt is kept in
     memory and retried, so a briefly locked database loses nothing. Reads and deletions
@@ -131,6 +135,9 @@ class ReceiptStore(abc.ABC):
 
     #: Receipts kept in memory for retry while the database is failing.
     max_pending = 10_000
+    #: Count keys (day, kind, version, language) kept in memory for retry; the oldest days
+    #: are dropped past this, with an error in the log.
+    max_pending_counts = 10_000
 
     def __init__(
         self,
@@ -164,6 +171,16 @@ class ReceiptStore(abc.ABC):
         """Store the texts behind ``text_hash`` (idempotent); never raises, like ``add``."""
 
     @abc.abstractmethod
+    async def add_counts(self, rows: Iterable[CountRow]) -> None:
+        """Add ``rows`` to the stored daily counts in one transaction; never raises, like
+        ``add`` (a failed write is logged and retried from memory)."""
+
+    @abc.abstractmethod
+    async def counts(self, first_day: date, last_day: date) -> list[CountRow]:
+        """The stored daily counts of ``first_day``..``last_day`` (UTC days, inclusive),
+        sorted by day, kind, policy version and language."""
+
+    @abc.abstractmethod
     async def texts_for_version(self, policy_version: str, language: str) -> list[StoredTexts]:
         """Every stored text of one policy version and language, oldest first."""
 
@@ -178,7 +195,10 @@ class ReceiptStore(abc.ABC):
 
     @abc.abstractmethod
     async def purge(self, *, now: datetime | None = None, dry_run: bool = False) -> int:
-        """Delete receipts older than the retention, except held ones; return how many."""
+        """Delete receipts older than the retention, except held ones; return how many.
+
+        Daily counts of days before the cutoff's day go too. Legal holds do not keep them:
+        they hold no personal data and prove nothing about a visitor."""
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -193,6 +213,12 @@ class ReceiptStore(abc.ABC):
     def add_texts_sync(
         self, text_hash: str, language: str, policy_version: str, material: str
     ) -> None: ...
+
+    @abc.abstractmethod
+    def add_counts_sync(self, rows: Iterable[CountRow]) -> None: ...
+
+    @abc.abstractmethod
+    def counts_sync(self, first_day: date, last_day: date) -> list[CountRow]: ...
 
     @abc.abstractmethod
     def texts_sync(self, text_hash: str) -> StoredTexts | None:
@@ -270,12 +296,25 @@ class ReceiptStore(abc.ABC):
             self._failure_kinds.add(kind)
         if first:
             logger.error(
-                "receipt store %s: cannot write receipts (%s: %s); receipts are kept in memory "
-                "and retried, further '%s' failures are only counted in store.failures",
+                "receipt store %s: cannot write receipts (%s: %s); receipts and daily counts "
+                "are kept in memory and retried, further '%s' failures are only counted in "
+                "store.failures",
                 self.description,
                 kind,
                 exc,
                 kind,
+            )
+
+    def _bound_counts(self, counts: dict[CountKey, int]) -> None:
+        """Keep a count retry buffer within ``max_pending_counts`` keys; log what is dropped."""
+        dropped = trim_oldest(counts, self.max_pending_counts)
+        if dropped:
+            logger.error(
+                "receipt store %s: %d counted events of the oldest days dropped from the "
+                "retry buffer (more than %d day/kind/version/language keys waiting)",
+                self.description,
+                dropped,
+                self.max_pending_counts,
             )
 
     def _note_success(self) -> None:

@@ -1,10 +1,11 @@
-"""``consentmw records show|export|forget|purge|hold``: the operator's side of visitor rights.
+"""``consentmw records show|export|forget|purge|hold|counts``: the operator's side of the store.
 
 Access and erasure requests also arrive by e-mail; the visitor quotes the consent id
 shown on /_consent/me, and the operator answers with these commands. Export writes JSON
 lines (one receipt per line) so large stores stream instead of loading into memory.
 ``hold`` adds, lists and releases legal holds: held receipts are neither purged nor
-forgotten until the hold is released, whatever its review date says.
+forgotten until the hold is released, whatever its review date says. ``counts`` prints
+the daily counts of events that get no receipt (banner shown, signal refusals).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
+from consentmw.analytics.cli import period_from_args
 from consentmw.records import DEFAULT_RECORDS_URL, RecordsUnavailable, open_store
 from consentmw.records.base import ReceiptStore, legacy_hold_text
+from consentmw.records.counts import KINDS
 from consentmw.records.holds import Hold, day_start, parse_day
 from consentmw.retention import DEFAULT_RETENTION_MONTHS, validate_retention_months
 
@@ -70,6 +73,13 @@ def register_cli(subparsers: Any) -> None:
         help="also look for an old LEGAL_HOLD file in this directory (it stops the purge)",
     )
     purge.set_defaults(func=_purge)
+
+    counts = command("counts", "print the daily counts of banner views and signal refusals")
+    counts.add_argument("--since", default=None, help="the last N UTC days, e.g. 30d (default)")
+    counts.add_argument("--from", dest="first", metavar="DATE", help="first UTC day, YYYY-MM-DD")
+    counts.add_argument("--to", dest="last", metavar="DATE", help="last UTC day, YYYY-MM-DD")
+    counts.add_argument("--json", action="store_true", help="print one JSON object")
+    counts.set_defaults(func=_counts)
 
     hold = sub.add_parser(
         "hold",
@@ -198,6 +208,46 @@ def _purge(args: argparse.Namespace) -> int:
         print(f"{verb} {count} receipts recorded before {cutoff}")
         if holds:
             print(f"held receipts are kept: {', '.join(h.case for h in holds)}")
+        return 0
+
+    return _run(args, action)
+
+
+def _counts(args: argparse.Namespace) -> int:
+    try:
+        first, last = period_from_args(args, datetime.now(timezone.utc).date())
+    except ValueError as exc:
+        print(f"consentmw records counts: {exc}", file=sys.stderr)
+        return 2
+
+    def action(store: ReceiptStore) -> int:
+        rows = store.counts_sync(first, last)
+        totals = dict.fromkeys(sorted(KINDS), 0)
+        for row in rows:
+            totals[row.kind] += row.count
+        if args.json:
+            data = {
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "totals": totals,
+                "rows": [
+                    {"day": r.day.isoformat(), "kind": r.kind,
+                     "policy_version": r.policy_version, "language": r.language,
+                     "count": r.count}
+                    for r in rows
+                ],
+            }  # fmt: skip
+            print(json.dumps(data, ensure_ascii=False))
+            return 0
+        print(f"daily counts {first.isoformat()} .. {last.isoformat()} (UTC days)")
+        if not rows:
+            print(f"nothing counted in {store.description}")
+        else:
+            print(f"{'day':<10}  {'kind':<14}  {'policy':<10}  {'lang':<4}  {'count':>9}")
+        for r in rows:
+            print(f"{r.day.isoformat():<10}  {r.kind:<14}  {r.policy_version:<10}  "
+                  f"{r.language:<4}  {r.count:>9}")  # fmt: skip
+        print("total: " + ", ".join(f"{kind} {n}" for kind, n in totals.items()))
         return 0
 
     return _run(args, action)

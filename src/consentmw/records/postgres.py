@@ -6,7 +6,9 @@ middleware (or importing the app) does not need the database to be up. Same sche
 semantics as the SQLite store: append-only (a trigger refuses UPDATE), failures of ``add``
 logged once per kind, counted and retried (the sync ``add_sync`` by a retry thread, the
 async ``add`` by a task). The sync twins (for the CLI) use plain short-lived connections,
-because a pool belongs to the event loop that opened it.
+because a pool belongs to the event loop that opened it. Daily counts
+(``consentmw_counters``) ride along with the receipts' batches: merged by key in memory,
+upserted with ``count = count + excluded.count``, so a fleet's processes add up.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +32,15 @@ from consentmw.records.base import (
     logger,
     with_pending,
 )
+from consentmw.records.counts import CountKey, CountRow, checked_rows, merge_counts
 from consentmw.records.holds import ForgetResult, HeldBy, Hold
 from consentmw.records.texts import StoredTexts
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _TABLE = "consentmw_receipts"
 _TEXTS = "consentmw_texts"
 _HOLDS = "consentmw_holds"
+_COUNTERS = "consentmw_counters"
 _SCHEMA_V1 = (
     f"""CREATE TABLE {_TABLE} (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -84,7 +88,18 @@ _SCHEMA_V2 = (
     )""",
     "UPDATE consentmw_schema SET version = 2 WHERE component = 'receipts'",
 )
-_STEPS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_SCHEMA_V3 = (
+    f"""CREATE TABLE {_COUNTERS} (
+        day date NOT NULL,            -- UTC day
+        kind text NOT NULL,
+        policy_version text NOT NULL,
+        language text NOT NULL,
+        count bigint NOT NULL,
+        PRIMARY KEY (day, kind, policy_version, language)
+    )""",
+    "UPDATE consentmw_schema SET version = 3 WHERE component = 'receipts'",
+)
+_STEPS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 # Whether hold h covers receipt r.
 _COVERS = (
     "(cardinality(h.consent_ids) = 0 OR r.consent_id = ANY(h.consent_ids)) "
@@ -174,6 +189,32 @@ _PURGEABLE = f"SELECT count(*) FROM {_TABLE} AS r WHERE r.recorded_at < %s AND N
 _PAST_RETENTION = f"SELECT count(*) FROM {_TABLE} WHERE recorded_at < %s"
 _HOLDS_SELECT = f"SELECT {_HOLD_COLUMNS} FROM {_HOLDS} ORDER BY created_at, case_name"
 _TEXTS_SELECT = f"SELECT {_TEXT_COLUMNS} FROM {_TEXTS}"
+_COUNT_COLUMNS = "day, kind, policy_version, language, count"
+_UPSERT_COUNTS = (
+    f"INSERT INTO {_COUNTERS} AS c ({_COUNT_COLUMNS}) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT (day, kind, policy_version, language) "
+    "DO UPDATE SET count = c.count + excluded.count"
+)
+_COUNTS_SELECT = (
+    f"SELECT {_COUNT_COLUMNS} FROM {_COUNTERS} WHERE day >= %s AND day <= %s "
+    "ORDER BY day, kind, policy_version, language"
+)
+_PURGE_COUNTS = f"DELETE FROM {_COUNTERS} WHERE day < %s"
+
+
+def _count_rows(counts: dict[CountKey, int]) -> list[tuple[Any, ...]]:
+    # Sorted: concurrent upserts of the same keys then lock rows in one order (no deadlock).
+    return [(*key, n) for key, n in sorted(counts.items()) if n]
+
+
+def _subtract(counts: dict[CountKey, int], written: dict[CountKey, int]) -> None:
+    """Take what was written off a buffer that may have grown meanwhile."""
+    for key, n in written.items():
+        left = counts.get(key, 0) - n
+        if left > 0:
+            counts[key] = left
+        else:
+            counts.pop(key, None)
 
 
 def _forget_result(
@@ -232,6 +273,7 @@ class PostgresReceiptStore(ReceiptStore):
         self._schema_ready = False
         self._pending: list[Receipt] = []
         self._texts_pending: dict[str, TextsRow] = {}
+        self._counts_pending: dict[CountKey, int] = {}
         self._retry_task: asyncio.Task[None] | None = None
         self._queue: list[tuple[Receipt | None, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -240,6 +282,7 @@ class PostgresReceiptStore(ReceiptStore):
         self._sync_lock = threading.Lock()
         self._sync_pending: list[Receipt] = []
         self._sync_texts: dict[str, TextsRow] = {}
+        self._sync_counts: dict[CountKey, int] = {}
         self._sync_retry: threading.Thread | None = None
         self._sync_stop = threading.Event()
 
@@ -256,6 +299,19 @@ class PostgresReceiptStore(ReceiptStore):
         row = (text_hash, language, policy_version, material, datetime.now(timezone.utc))
         self._texts_pending.setdefault(text_hash, row)
         await self._enqueue(None)  # written with the next batch of receipts
+
+    async def add_counts(self, rows: Iterable[CountRow]) -> None:
+        merge_counts(self._counts_pending, checked_rows(rows))
+        await self._enqueue(None)  # written with the next batch of receipts
+
+    async def counts(self, first_day: date, last_day: date) -> list[CountRow]:
+        try:
+            pool = await self._get_pool()
+            async with pool.connection() as conn:
+                cur = await conn.execute(_COUNTS_SELECT, [first_day, last_day])
+                return [CountRow(*row) for row in await cur.fetchall()]
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
 
     async def _enqueue(self, receipt: Receipt | None) -> None:
         if self._closed:
@@ -283,6 +339,7 @@ class PostgresReceiptStore(ReceiptStore):
 
     async def _write(self, batch: list[Receipt], fresh: int) -> None:
         texts = dict(self._texts_pending)
+        counts = dict(self._counts_pending)
         try:
             pool = await self._get_pool()
             async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -290,21 +347,28 @@ class PostgresReceiptStore(ReceiptStore):
                     await cur.executemany(_INSERT_TEXTS, list(texts.values()))
                 if batch:
                     await cur.executemany(_INSERT, [_to_row(r) for r in batch])
+                if counts:
+                    await cur.executemany(_UPSERT_COUNTS, _count_rows(counts))
         except Exception as exc:
             self._note_failure(failure_kind(exc), exc, count=fresh)
             self._pending = [*batch, *self._pending][-self.max_pending :]
+            self._bound_counts(self._counts_pending)
             if self._retry_task is None or self._retry_task.done():
                 self._retry_task = asyncio.get_running_loop().create_task(self._retry())
         else:
             for text_hash in texts:
                 self._texts_pending.pop(text_hash, None)
+            _subtract(self._counts_pending, counts)
             self._note_success()
+
+    def _waiting_writes(self) -> bool:
+        return bool(self._pending or self._texts_pending or self._counts_pending)
 
     async def _retry(self) -> None:
         """Write the receipts a failing database refused, once it comes back."""
-        while (self._pending or self._texts_pending) and not self._closed:
+        while self._waiting_writes() and not self._closed:
             await asyncio.sleep(self.retry_interval)
-            if self._pending or self._texts_pending:
+            if self._waiting_writes():
                 batch, self._pending = self._pending, []
                 await self._write(batch, fresh=0)
 
@@ -385,15 +449,11 @@ class PostgresReceiptStore(ReceiptStore):
                     count = (await conn.execute(_PURGE, [cutoff])).rowcount
                     cur = await conn.execute(_PAST_RETENTION, [cutoff])
                     held = (await cur.fetchone() or (0,))[0]
+                    # No hold keeps counts: they hold no personal data.
+                    days = (await conn.execute(_PURGE_COUNTS, [cutoff.date()])).rowcount
         except Exception as exc:
             raise self._unavailable(exc) from exc
-        logger.info(
-            "purged %d receipts recorded before %s from %s (%d kept under legal holds)",
-            count,
-            cutoff,
-            self,
-            held,
-        )
+        _log_purge(self, count, cutoff, held, days)
         return count
 
     async def close(self) -> None:
@@ -401,14 +461,16 @@ class PostgresReceiptStore(ReceiptStore):
             await self._flusher
         if self._retry_task is not None:
             self._retry_task.cancel()
-        if (self._pending or self._texts_pending) and self._pool is not None:
+        if self._waiting_writes() and self._pool is not None:
             batch, self._pending = self._pending, []
             await self._write(batch, fresh=0)
-        if self._pending:
+        if self._pending or self._counts_pending:
             logger.error(
-                "receipt store %s closed with %d receipts that could not be written",
+                "receipt store %s closed with %d receipts and %d counted events that could "
+                "not be written",
                 self.description,
                 len(self._pending),
+                sum(self._counts_pending.values()),
             )
         self._closed = True
         if self._pool is not None:
@@ -494,6 +556,20 @@ class PostgresReceiptStore(ReceiptStore):
             self._sync_texts.setdefault(text_hash, row)
         self._add_sync(None)
 
+    def add_counts_sync(self, rows: Iterable[CountRow]) -> None:
+        rows = checked_rows(rows)
+        with self._sync_lock:
+            merge_counts(self._sync_counts, rows)
+        self._add_sync(None)
+
+    def counts_sync(self, first_day: date, last_day: date) -> list[CountRow]:
+        try:
+            with self._connect() as conn:
+                rows = conn.execute(_COUNTS_SELECT, [first_day, last_day])
+                return [CountRow(*row) for row in rows]
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
     def _add_sync(self, receipt: Receipt | None) -> None:
         """Write ``receipt`` with whatever waits for a retry; on failure keep it, retry later."""
         if self._closed:
@@ -511,7 +587,8 @@ class PostgresReceiptStore(ReceiptStore):
     def _write_sync(self, fresh: int) -> bool:
         with self._sync_lock:
             batch, texts = list(self._sync_pending), dict(self._sync_texts)
-        if not batch and not texts:
+            counts = dict(self._sync_counts)
+        if not batch and not texts and not counts:
             return True
         try:
             with self._connect() as conn, conn.transaction(), conn.cursor() as cur:
@@ -519,14 +596,19 @@ class PostgresReceiptStore(ReceiptStore):
                     cur.executemany(_INSERT_TEXTS, list(texts.values()))
                 if batch:
                     cur.executemany(_INSERT, [_to_row(r) for r in batch])
+                if counts:
+                    cur.executemany(_UPSERT_COUNTS, _count_rows(counts))
         except Exception as exc:
             self._note_failure(failure_kind(exc.__cause__ or exc), exc, count=fresh)
+            with self._sync_lock:
+                self._bound_counts(self._sync_counts)
             return False
         with self._sync_lock:
             written = {id(r) for r in batch}
             self._sync_pending = [r for r in self._sync_pending if id(r) not in written]
             for text_hash in texts:
                 self._sync_texts.pop(text_hash, None)
+            _subtract(self._sync_counts, counts)
         self._note_success()
         return True
 
@@ -543,7 +625,7 @@ class PostgresReceiptStore(ReceiptStore):
         while not self._sync_stop.wait(self.retry_interval):
             if self._write_sync(fresh=0):
                 with self._sync_lock:
-                    if not self._sync_pending and not self._sync_texts:
+                    if not self._sync_pending and not self._sync_texts and not self._sync_counts:
                         return
 
     def texts_sync(self, text_hash: str) -> StoredTexts | None:
@@ -601,15 +683,10 @@ class PostgresReceiptStore(ReceiptStore):
                 with conn.transaction():
                     count = conn.execute(_PURGE, [cutoff]).rowcount
                     held = (conn.execute(_PAST_RETENTION, [cutoff]).fetchone() or (0,))[0]
+                    days = conn.execute(_PURGE_COUNTS, [cutoff.date()]).rowcount
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
-        logger.info(
-            "purged %d receipts recorded before %s from %s (%d kept under legal holds)",
-            count,
-            cutoff,
-            self,
-            held,
-        )
+        _log_purge(self, count, cutoff, held, days)
         return count
 
     def add_hold_sync(self, hold: Hold) -> None:
@@ -646,9 +723,11 @@ class PostgresReceiptStore(ReceiptStore):
         self._closed = True
         if not self._write_sync(fresh=0):
             logger.error(
-                "receipt store %s closed with %d receipts that could not be written",
+                "receipt store %s closed with %d receipts and %d counted events that could "
+                "not be written",
                 self.description,
                 len(self._sync_pending),
+                sum(self._sync_counts.values()),
             )
 
     # -- helpers ----------------------------------------------------------------------
@@ -665,3 +744,17 @@ class PostgresReceiptStore(ReceiptStore):
         if isinstance(exc, RecordsUnavailable):
             return exc
         return RecordsUnavailable(f"receipt store {self.description}: {failure_kind(exc)}: {exc}")
+
+
+def _log_purge(
+    store: PostgresReceiptStore, count: int, cutoff: datetime, held: int, days: int
+) -> None:
+    logger.info(
+        "purged %d receipts recorded before %s from %s (%d kept under legal holds) "
+        "and %d daily count rows",
+        count,
+        cutoff,
+        store,
+        held,
+        days,
+    )

@@ -16,6 +16,9 @@ Design, and why:
   gives its -wal and -shm files the database file's permissions.
 * Legal holds are a table beside the receipts, and the purge and erasure statements
   exclude held receipts in SQL, so a hold added meanwhile cannot be raced past.
+* Daily counts (``counters``) take the receipts' path: queued, merged by key in the writer
+  thread, upserted (``count = count + excluded.count``) in the receipts' transaction, so
+  several processes on one file add up instead of overwriting each other.
 """
 
 from __future__ import annotations
@@ -29,18 +32,19 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from consentmw.records.base import Receipt, ReceiptStore, RecordsUnavailable, with_pending
+from consentmw.records.counts import CountKey, CountRow, checked_rows, merge_counts
 from consentmw.records.holds import ForgetResult, HeldBy, Hold
 from consentmw.records.texts import StoredTexts
 
 logger = logging.getLogger("consentmw.records")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA_V1 = (
     """CREATE TABLE receipts (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,7 +85,17 @@ _SCHEMA_V2 = (
         created_at TEXT NOT NULL
     )""",
 )
-_STEPS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_SCHEMA_V3 = (
+    """CREATE TABLE counters (
+        day TEXT NOT NULL,           -- UTC day, YYYY-MM-DD
+        kind TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        language TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (day, kind, policy_version, language)
+    ) WITHOUT ROWID""",
+)
+_STEPS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 # Whether hold h covers receipt r (both aliases must be in scope).
 _COVERS = (
     "(h.consent_ids = '[]' OR r.consent_id IN (SELECT value FROM json_each(h.consent_ids))) "
@@ -97,7 +111,12 @@ _COLUMNS = (
 )
 _INSERT = f"INSERT INTO receipts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_TEXTS = f"INSERT OR IGNORE INTO texts ({_TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
-_QUEUED = ("add", "texts")  # jobs that never raise: logged, counted and retried
+_COUNT_COLUMNS = "day, kind, policy_version, language, count"
+_UPSERT_COUNTS = (
+    f"INSERT INTO counters ({_COUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (day, kind, policy_version, language) DO UPDATE SET count = count + excluded.count"
+)
+_QUEUED = ("add", "texts", "counts")  # jobs that never raise: logged, counted and retried
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _BATCH = 1000
 
@@ -146,6 +165,10 @@ def _hold_from_row(row: tuple[Any, ...]) -> Hold:
 
 def _parse_time(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def _count_from_row(row: tuple[Any, ...]) -> CountRow:
+    return CountRow(date.fromisoformat(row[0]), *row[1:4], count=row[4])
 
 
 def _texts_from_row(row: tuple[Any, ...]) -> StoredTexts:
@@ -238,6 +261,7 @@ class SQLiteReceiptStore(ReceiptStore):
         self._file_id: tuple[int, int] | None = None
         self._pending: list[Receipt] = []
         self._texts_pending: dict[str, tuple[str, str, str, str, str]] = {}
+        self._counts_pending: dict[CountKey, int] = {}
 
     # -- public API -----------------------------------------------------------------
 
@@ -265,6 +289,27 @@ class SQLiteReceiptStore(ReceiptStore):
         fut = self._submit("texts", (text_hash, language, policy_version, material))
         if fut is not None:
             fut.result()
+
+    async def add_counts(self, rows: Iterable[CountRow]) -> None:
+        fut = self._submit("counts", checked_rows(rows))
+        if fut is not None:
+            await asyncio.shield(asyncio.wrap_future(fut))
+
+    def add_counts_sync(self, rows: Iterable[CountRow]) -> None:
+        fut = self._submit("counts", checked_rows(rows))
+        if fut is not None:
+            fut.result()
+
+    async def counts(self, first_day: date, last_day: date) -> list[CountRow]:
+        return await asyncio.to_thread(self.counts_sync, first_day, last_day)
+
+    def counts_sync(self, first_day: date, last_day: date) -> list[CountRow]:
+        sql = (
+            f"SELECT {_COUNT_COLUMNS} FROM counters WHERE day >= ? AND day <= ? "
+            "ORDER BY day, kind, policy_version, language"
+        )
+        params = (first_day.isoformat(), last_day.isoformat())
+        return [_count_from_row(row) for row in self._read(sql, params, 3)]
 
     async def texts_for_version(self, policy_version: str, language: str) -> list[StoredTexts]:
         sql = f"SELECT {_TEXT_COLUMNS} FROM texts WHERE policy_version = ? AND language = ?"
@@ -307,13 +352,15 @@ class SQLiteReceiptStore(ReceiptStore):
         self._warn_review(self.holds_sync(), now)
         if dry_run:
             return self._count_before(cutoff)
-        deleted, held = self._submit_or_raise("purge", cutoff).result()
+        deleted, held, days = self._submit_or_raise("purge", cutoff).result()
         logger.info(
-            "purged %d receipts recorded before %s from %s (%d kept under legal holds)",
+            "purged %d receipts recorded before %s from %s (%d kept under legal holds) "
+            "and %d daily count rows",
             deleted,
             cutoff,
             self,
             held,
+            days,
         )
         return deleted
 
@@ -372,7 +419,7 @@ class SQLiteReceiptStore(ReceiptStore):
         """Writer thread: batch consecutive adds into one transaction, run other jobs in order."""
         stop = False
         while not stop:
-            waiting = self._pending or self._texts_pending
+            waiting = self._pending or self._texts_pending or self._counts_pending
             try:
                 first = self._jobs.get(timeout=self.retry_interval if waiting else None)
             except queue.Empty:
@@ -398,6 +445,10 @@ class SQLiteReceiptStore(ReceiptStore):
                     self._texts_pending.setdefault(arg[0], (*arg, first_seen))
                     batch.append((None, fut))
                     continue
+                if kind == "counts":
+                    merge_counts(self._counts_pending, arg)
+                    batch.append((None, fut))
+                    continue
                 self._write(batch)
                 batch = []
                 try:
@@ -405,11 +456,13 @@ class SQLiteReceiptStore(ReceiptStore):
                 except Exception as exc:
                     _fail(fut, exc if isinstance(exc, ValueError) else self._unavailable(exc))
             self._write(batch)
-        if self._pending:
+        if self._pending or self._counts_pending:
             logger.error(
-                "receipt store %s closed with %d receipts that could not be written",
+                "receipt store %s closed with %d receipts and %d counted events that could "
+                "not be written",
                 self.description,
                 len(self._pending),
+                sum(self._counts_pending.values()),
             )
         if self._conn is not None:
             self._conn.close()
@@ -436,13 +489,15 @@ class SQLiteReceiptStore(ReceiptStore):
         fresh = [r for r, _ in batch if r is not None]
         receipts = self._pending + fresh
         texts = list(self._texts_pending.values())
-        if receipts or texts:
+        counts = [(day.isoformat(), *rest, n) for (day, *rest), n in self._counts_pending.items()]
+        if receipts or texts or counts:
             try:
                 conn = self._connection()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     conn.executemany(_INSERT_TEXTS, texts)
                     conn.executemany(_INSERT, [_to_row(r) for r in receipts])
+                    conn.executemany(_UPSERT_COUNTS, counts)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:  # SQLite may have rolled back already (disk full)
@@ -460,9 +515,11 @@ class SQLiteReceiptStore(ReceiptStore):
                     self._note_failure("retry buffer full", dropped, count=0)
                     receipts = receipts[overflow:]
                 self._pending = receipts
+                self._bound_counts(self._counts_pending)
             else:
                 self._pending = []
                 self._texts_pending = {}
+                self._counts_pending = {}
                 self._note_success()
         for _, fut in batch:
             _resolve(fut)  # add() never raises: failures are logged, counted and retried
@@ -503,9 +560,9 @@ class SQLiteReceiptStore(ReceiptStore):
         held_by = tuple(HeldBy(case, reviews[case], n) for case, n in sorted(counts.items()))
         return ForgetResult(deleted=deleted, kept=kept, holds=held_by)
 
-    def _purge(self, cutoff: str) -> tuple[int, int]:
+    def _purge(self, cutoff: str) -> tuple[int, int, int]:
         if self._conn is None and not self.path.exists():
-            return 0, 0
+            return 0, 0, 0
         conn = self._connection()
         with _transaction(conn):
             cur = conn.execute(
@@ -513,7 +570,10 @@ class SQLiteReceiptStore(ReceiptStore):
             )
             sql = "SELECT count(*) FROM receipts WHERE recorded_at < ?"
             held = conn.execute(sql, (cutoff,)).fetchone()[0]
-        return cur.rowcount, held
+            # Whole days before the cutoff's day: counts hold no personal data, so no hold
+            # keeps them.
+            days = conn.execute("DELETE FROM counters WHERE day < ?", (cutoff[:10],)).rowcount
+        return cur.rowcount, held, days
 
     def _holds(self, conn: sqlite3.Connection) -> list[Hold]:
         sql = f"SELECT {_HOLD_COLUMNS} FROM holds"
