@@ -209,3 +209,24 @@ async def test_forget_keeps_held_receipts_and_tells_the_visitor_without_the_case
     assert len(receipts_of(app, consent_id)) == 1
 
 
+
+
+async def test_banner_views_and_signal_refusals_are_counted_not_receipted(tmp_path: Path) -> None:
+    from datetime import date
+
+    app = make_app(records_url=f"sqlite:///{tmp_path}/r.db")
+    counter = app.receipts.counter
+    assert counter is not None
+    async with client_for(app) as c:
+        for _ in range(3):
+            await c.get("/", headers={"Accept-Language": "en"})  # the banner, three times
+        await c.get("/", headers=PAGE_LOAD)  # a signal refusal, persisted
+        await c.get("/", headers=PAGE_LOAD)  # already persisted: not counted again
+        await c.get("/api", headers=GPC)  # not a page: neither persisted nor counted
+    await counter.flush()
+    store = app.receipts.store
+    today = date.today()
+    rows = {(r.kind, r.language): r.count for r in store.counts_sync(today, today)}
+    assert rows[("banner_shown", "en")] == 3
+    assert sum(n for (kind, _), n in rows.items() if kind == "signal_refusal") == 1
+    assert list(store.export_sync()) == []

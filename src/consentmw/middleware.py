@@ -122,7 +122,9 @@ class ConsentMiddleware:
         self._optional = frozenset(self.registry.optional)
         self._undecided = ConsentState(policy_version=config.policy_version)
         # Encoded snippets per page, language and state (~10 KB each at most).
-        self._snippet_bytes: BoundedCache[tuple[Any, ...], bytes] = BoundedCache(1024, 8 * _MB)
+        self._snippet_bytes: BoundedCache[tuple[Any, ...], tuple[bytes, str]] = BoundedCache(
+            1024, 8 * _MB
+        )
         self._expiries: BoundedCache[tuple[Any, ...], list[tuple[bytes, bytes]]] = (
             BoundedCache(1024, 2 * _MB)
         )
@@ -354,6 +356,15 @@ class ConsentMiddleware:
 
     def count_signal_refusal(self, ctx: RequestContext) -> None:
         """One newly persisted signal refusal, per day, policy version and language."""
+        counter = self.receipts.counter
+        if counter is not None:
+            counter.count("signal_refusal", ctx.state.policy_version, self.language(ctx))
+
+    def count_banner_shown(self, ctx: RequestContext, language: str) -> None:
+        """One page served with the banner, per day, policy version and language."""
+        counter = self.receipts.counter
+        if counter is not None:
+            counter.count("banner_shown", ctx.state.policy_version, language)
 
     def language(self, ctx: RequestContext, html_lang: str | None = None) -> str:
         return self.page_language(html_lang, ctx.headers.get(b"accept-language"))
@@ -405,7 +416,8 @@ class _Responder:
     """
 
     __slots__ = (
-        "codec", "ctx", "headers", "length_at", "mode", "mw", "nonce", "send_next", "start",
+        "codec", "ctx", "headers", "lang", "length_at", "mode", "mw", "nonce", "send_next",
+        "start",
         "stream",
     )  # fmt: skip
 
@@ -514,6 +526,8 @@ class _Responder:
             view = memoryview(body)
             body = b"".join((view[:i], snippet, view[i:]))
             message["body"] = body
+            if self.ctx.state.show_banner:
+                self.mw.count_banner_shown(self.ctx, self.lang)
             at = self.length_at
             if at == -2:  # ETag, Vary or repeated Content-Length: the general rewrite
                 start["headers"] = _changed_headers(self.headers, len(body))
@@ -564,18 +578,21 @@ class _Responder:
         if nonce is None:
             cached = mw._snippet_bytes.get(key)
             if cached is not None:
-                return cached
-        lang = mw.page_language(_lang_of_tag(page) if end >= 0 else page, accept)
+                out, self.lang = cached
+                return out
+        lang = self.lang = mw.page_language(_lang_of_tag(page) if end >= 0 else page, accept)
         html = mw.banner.snippet_parts(lang, ctx.state, _next_path(scope), nonce)
         out = html.encode(self.codec, errors="xmlcharrefreplace") + SNIPPET_END
         if nonce is None and len(key[3] or "") + len(key[4] or b"") <= _MAX_CACHED_PATH:
-            mw._snippet_bytes.put(key, out)
+            mw._snippet_bytes.put(key, (out, lang))
         return out
 
     def render_snippet(self, nonce: str | None, html_lang: str | None) -> Snippet:
         """For the streaming injector, which encodes it once per response."""
         ctx = self.ctx
         lang = self.mw.page_language(html_lang, ctx.headers.get(b"accept-language"))
+        if ctx.state.show_banner:  # called once per response, when the snippet goes in
+            self.mw.count_banner_shown(ctx, lang)
         return self.mw.banner.snippet_parts(lang, ctx.state, _next_path(ctx.scope), nonce)
 
 
