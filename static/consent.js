@@ -222,10 +222,12 @@
     });
   }
   if (dialog) wire(dialog);
+  // Prefetch when a settings button is hovered or reached by keyboard (not when this script
+  // moves focus to it after a click on the banner: most visitors stop there).
   all("[data-cmw-open]", root).forEach(function (b) {
     var prefetch = function () { load().catch(function () {}); };
     b.addEventListener("pointerenter", prefetch);
-    b.addEventListener("focus", prefetch);
+    b.addEventListener("focus", function () { if (b.matches(":focus-visible")) prefetch(); });
   });
 
   document.addEventListener("submit", function (e) {
