@@ -28,13 +28,15 @@ NONCE = "Zm9vYmFyYmF6cXV4MTIzNDU2"  # 24 characters: base64 of 18 random bytes
 
 
 def page(lang: str) -> str:
-    return f'<!doctype html><html lang="{lang}"><head><title>t</title></head><body><p>x</p></body></html>'
+    head = "<head><title>t</title></head>"
+    return f'<!doctype html><html lang="{lang}">{head}<body><p>x</p></body></html>'
 
 
 async def lang_page(request: Request) -> Response:
     headers = {}
     if request.query_params.get("csp"):
-        headers["Content-Security-Policy"] = f"script-src 'nonce-{NONCE}'; style-src 'nonce-{NONCE}'"
+        csp = f"script-src 'nonce-{NONCE}'; style-src 'nonce-{NONCE}'"
+        headers["Content-Security-Policy"] = csp
     return HTMLResponse(page(request.path_params["lang"]), headers=headers)
 
 

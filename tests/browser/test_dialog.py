@@ -21,9 +21,7 @@ ACTIONS = {"nb": ("Lagre valgene", "Godta alle", "Avvis alle")}
 
 def dialog_requests(v: Visit) -> list[str]:
     seen: list[str] = []
-    v.context.on(
-        "request", lambda r: seen.append(r.url) if "/_consent/dialog" in r.url else None
-    )
+    v.context.on("request", lambda r: seen.append(r.url) if "/_consent/dialog" in r.url else None)
     return seen
 
 
