@@ -7,6 +7,9 @@ the fetch fails the visitor lands on the preferences page, as without JavaScript
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +119,17 @@ def test_dialog_actions_stay_in_the_viewport_while_the_list_scrolls(
             assert b["y"] >= 0 and b["y"] + b["height"] <= height, (name, y, b)
         if y == overflow // 2:
             page.screenshot(path=str(screenshots / f"dialog-sticky-nb-{width}.png"))
+
+
+def test_the_dialog_open_benchmark_runs() -> None:
+    """benchmarks/dialog_open.py keeps working (two runs; no timing is asserted)."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "dialog_open.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--runs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "median of 2 fresh pages" in out.stdout and "click only" in out.stdout
