@@ -10,10 +10,10 @@
   var me = document.currentScript;
   var root = me && me.closest("[data-consentmw-snippet]");
   if (!root || typeof w.consentmwGa === "function") return;
-  var cfg = JSON.parse(root.getAttribute("data-config") || "{}");
-  var id = /^G-[A-Z0-9]{4,20}$/.test(cfg.ga) ? cfg.ga : "";
-  var categories = cfg.categories || [];
-  var advanced = cfg.mode === "advanced";
+  var ga = root.getAttribute("data-ga") || "";
+  var id = /^G-[A-Z0-9]{4,20}$/.test(ga) ? ga : "";
+  var categories = (root.getAttribute("data-categories") || "").split(" ");
+  var advanced = root.getAttribute("data-ga-mode") === "advanced";
   var granted = (root.getAttribute("data-granted") || "").split(" ").filter(Boolean);
   var decided = root.getAttribute("data-decided") === "true" || !!root.getAttribute("data-signal");
   if (!id || (!advanced && granted.indexOf("analytics") < 0)) return;

@@ -1,6 +1,7 @@
 /* consentmw: progressive enhancement of the server-rendered banner. Vanilla, no build step.
    Without this file everything still works through plain form posts; with it, choices are
-   sent as JSON without a reload, the settings open in an in-page dialog, scripts marked
+   sent as JSON without a reload, the settings open in an in-page dialog (fetched from the
+   server when first wanted, so pages do not carry it), scripts marked
    type="text/plain" data-consent-category="..." run once allowed, and window.consentmw exists. */
 (function () {
   "use strict";
@@ -13,18 +14,25 @@
   var own = me && /^(\/[^?#]*)\/static\/[^/?#]+\/consent\.js$/.exec(sameOrigin(me.src));
   if (!root || !own || root.cmwStarted) return;
   root.cmwStarted = true;
-  var cfg = JSON.parse(root.getAttribute("data-config") || "{}");
   var prefix = own[1];
-  var optional = cfg.categories || [];
+  var optional = words(root.getAttribute("data-categories"));
+  var lang = root.getAttribute("lang") || "";
   var nonce = me.nonce || "";
   var banner = root.querySelector("[data-cmw-banner]");
-  var dialog = root.querySelector("[data-cmw-dialog]");
-  var status = root.querySelector("[data-cmw-status]");
+  var dialog = root.querySelector("[data-cmw-dialog]"); // an older site template may carry it
+  var loading = null;
   var reopen = root.querySelector(".cmw-reopen");
+  var nextInput = root.querySelector('input[name="next"]');
+  var next = nextInput ? nextInput.value : location.pathname + location.search;
+  var message = banner ? banner.getAttribute("data-msg") : "";
+  var status = document.createElement("p"); // the live region exists before it has news
+  status.className = "cmw-sr";
+  status.setAttribute("role", "status");
+  root.appendChild(status);
   var listeners = [];
   var opener = null;
   var queue = Promise.resolve();
-  var granted0 = (root.getAttribute("data-granted") || "").split(" ");
+  var granted0 = words(root.getAttribute("data-granted"));
   var state = {
     decided: root.getAttribute("data-decided") === "true",
     signal: root.getAttribute("data-signal") || null,
@@ -37,6 +45,7 @@
     var u = new URL(url, location.href);
     return u.origin === location.origin ? u.pathname : "";
   }
+  function words(text) { return (text || "").split(" ").filter(Boolean); }
   function all(sel, el) { return Array.prototype.slice.call((el || document).querySelectorAll(sel)); }
   function allowed(cat) { return cat === "necessary" || state.categories[cat] === true; }
   function granted() { return optional.filter(allowed); }
@@ -44,28 +53,6 @@
     var cats = { necessary: true };
     optional.forEach(function (c) { cats[c] = allowed(c); });
     return { decided: state.decided, signal: state.signal, categories: cats };
-  }
-
-  // -- cookies this script can reach (not HttpOnly): host-only and every parent domain --
-  function expire(name) {
-    var host = location.hostname, labels = host.split(".");
-    var base = name + "=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
-    document.cookie = base;
-    if (/^[\d.]+$|:/.test(host)) return;
-    for (var i = 0; i < labels.length - 1; i++) {
-      document.cookie = base + "; Domain=" + labels.slice(i).join(".");
-    }
-  }
-  function cleanCookies() {
-    var names = document.cookie.split(";").map(function (c) { return c.split("=")[0].trim(); });
-    Object.keys(cfg.cookies || {}).forEach(function (cat) {
-      if (allowed(cat)) return;
-      cfg.cookies[cat].forEach(function (pattern) {
-        var re = new RegExp("^" + pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&")
-          .replace(/\*/g, ".*") + "$");
-        names.forEach(function (n) { if (n && re.test(n)) expire(n); });
-      });
-    });
   }
 
   // -- scripts written as <script type="text/plain" data-consent-category="..."> --
@@ -103,9 +90,9 @@
   // anything from Google) comes only after analytics is granted. The loader goes inside the
   // snippet, where it finds its configuration, and only from {prefix}/static/.
   function analytics() {
-    var src = sameOrigin(cfg.gaSrc || "");
+    var src = sameOrigin(root.getAttribute("data-ga-src") || "");
     if (typeof window.consentmwGa === "function") window.consentmwGa(granted());
-    else if (cfg.ga && src.indexOf(prefix + "/static/") === 0 && /\/consent-ga\.js$/.test(src)
+    else if (root.getAttribute("data-ga") && src.indexOf(prefix + "/static/") === 0 && /\/consent-ga\.js$/.test(src)
       && allowed("analytics") && !analytics.loaded) {
       analytics.loaded = true;
       var s = document.createElement("script");
@@ -126,9 +113,9 @@
   function apply() {
     root.setAttribute("data-granted", granted().join(" "));
     root.setAttribute("data-decided", String(state.decided));
-    root.setAttribute("data-signal", state.signal || "");
+    if (state.signal) root.setAttribute("data-signal", state.signal);
+    else root.removeAttribute("data-signal");
     if (dialog) all('input[name="category"]', dialog).forEach(function (b) { b.checked = allowed(b.value); });
-    cleanCookies();
     activate();
   }
 
@@ -170,19 +157,52 @@
   }
 
   function say() {
-    if (!status) return;
     status.textContent = "";
-    setTimeout(function () { status.textContent = status.getAttribute("data-msg"); }, 50);
+    setTimeout(function () { status.textContent = message || ""; }, 50);
+  }
+
+  // -- the settings dialog: {prefix}/dialog, rendered in the snippet's language with the
+  // visitor's choices ticked, fetched once (on hover or focus of a settings button, or on
+  // opening) and kept in the snippet. Cookies of withdrawn categories are not this script's
+  // job: the answer to every decision deletes them, HttpOnly ones and parent domains too.
+  function load() {
+    if (dialog) return Promise.resolve(dialog);
+    if (!loading) {
+      var url = prefix + "/dialog?lang=" + encodeURIComponent(lang) + "&next=" + encodeURIComponent(next);
+      loading = fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) {
+          if (!r.ok) throw new Error("consentmw: GET " + prefix + "/dialog answered " + r.status);
+          return r.text();
+        })
+        .then(function (html) {
+          var found = new DOMParser().parseFromString(html, "text/html")
+            .querySelector("dialog[data-cmw-dialog]");
+          if (!found) throw new Error("consentmw: no dialog in " + prefix + "/dialog");
+          if (!dialog) wire(root.appendChild(document.adoptNode(found)));
+          return dialog;
+        });
+      loading.catch(function () { loading = null; }); // the next try fetches again
+    }
+    return loading;
   }
 
   function show() {
-    if (!dialog || dialog.open) return;
+    if (dialog && dialog.open) return Promise.resolve();
     opener = document.activeElement;
-    apply();
-    dialog.showModal();
+    return load().then(function () {
+      if (dialog.open) return;
+      apply();
+      dialog.showModal();
+    }, function () {
+      // The same page the settings button leads to without JavaScript.
+      location.assign(prefix + "/preferences?next=" + encodeURIComponent(next) +
+        "&lang=" + encodeURIComponent(lang));
+    });
   }
 
-  if (dialog) {
+  function wire(node) {
+    dialog = node;
+    message = dialog.getAttribute("data-msg") || message;
     dialog.addEventListener("close", function () {
       var back = opener && opener.isConnected ? opener : reopen;
       opener = null;
@@ -201,13 +221,20 @@
       if (e.target.closest("[data-cmw-close]")) dialog.close();
     });
   }
+  if (dialog) wire(dialog);
+  // Prefetch when a settings button is hovered or reached by keyboard (not when this script
+  // moves focus to it after a click on the banner: most visitors stop there).
+  all("[data-cmw-open]", root).forEach(function (b) {
+    var prefetch = function () { load().catch(function () {}); };
+    b.addEventListener("pointerenter", prefetch);
+    b.addEventListener("focus", function () { if (b.matches(":focus-visible")) prefetch(); });
+  });
 
   document.addEventListener("submit", function (e) {
     var form = e.target, button = e.submitter;
     if (!root.contains(form) && !(banner && banner.contains(form))) return;
     if (form.cmwNative) return;
-    if (form.hasAttribute("data-cmw-reopen") || (button && button.hasAttribute("data-cmw-open"))) {
-      if (!dialog) return;
+    if (button && button.hasAttribute("data-cmw-open")) {
       e.preventDefault();
       show();
       return;

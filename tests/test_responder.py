@@ -320,14 +320,15 @@ def test_marker_copied_from_a_real_response_does_not_suppress_the_banner(
     whole snippet of another page, or of another response's nonce) pasted as content."""
     real = through_mw(PAGE % (b"", b""), [], path="/other")
     end = real.index(SNIPPET_END) + len(SNIPPET_END)
-    start = real.index(b"<div id=") if copied is None else end - copied
+    root = real.rindex(b"<div", 0, real.index(SNIPPET_MARKER))  # the snippet's first tag
+    start = root if copied is None else end - copied
     paste = real[start:end]
     page = PAGE % (b"<p>comment</p>", paste)
     out = through_mw(page, cuts)
     assert out.count(b'value="/side"') >= 1  # this page's own snippet was injected
     assert out.count(SNIPPET_END) == 2
     nonced = through_mw(PAGE % (b"", b""), [], csp=b"script-src 'nonce-first'")
-    i = nonced.index(b"<div id=")
+    i = nonced.rindex(b"<div", 0, nonced.index(SNIPPET_MARKER))
     paste = nonced[i : nonced.index(SNIPPET_END) + len(SNIPPET_END)]
     again = through_mw(PAGE % (b"", paste), cuts, csp=b"script-src 'nonce-second'")
     assert again.count(SNIPPET_END) == 2 and b'nonce="second"' in again

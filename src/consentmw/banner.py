@@ -387,19 +387,7 @@ class Banner:
             "controller": cfg.controller,
             "ga_id": cfg.google_analytics_id,
             "analytics_mode": cfg.analytics_mode,
-            "config_json": json.dumps(
-                {
-                    "prefix": cfg.prefix,
-                    "categories": list(registry.optional),
-                    "ga": cfg.google_analytics_id,
-                    "mode": cfg.analytics_mode,
-                    "gaSrc": self.static_urls.get("consent-ga.js"),
-                    "cookies": {
-                        cat: [s.name for s in registry.cookies_in(cat)] for cat in registry.optional
-                    },
-                },
-                separators=(",", ":"),
-            ),
+            "optional": list(registry.optional),
             **extra,
         }
 
@@ -440,6 +428,12 @@ class Banner:
             size = ENTRY_BYTES + 2 * len(next_path) + sum(map(len, segments.texts))
             self._finished.put((key, next_path), snippet, size)
         return snippet
+
+    def dialog(self, lang: str, state: ConsentState, next_path: str) -> str:
+        """The settings dialog fragment that consent.js fetches when the visitor opens it."""
+        return self.env.get_template("consentmw/dialog.html").render(
+            self.context(lang, state, next=next_path, nonce=None)
+        )
 
     def page(self, template: str, lang: str, state: ConsentState, **extra: Any) -> str:
         labels = {c.name: c.text("label", lang) for c in self.config.registry.categories}

@@ -113,6 +113,7 @@ class Endpoints:
         routes = {
             "/": ("GET", "HEAD", "POST"),
             "/preferences": ("GET", "HEAD"),
+            "/dialog": ("GET", "HEAD"),
             "/cookies": ("GET", "HEAD"),
             "/me": ("GET", "HEAD"),
             "/forget": ("POST",),
@@ -134,6 +135,8 @@ class Endpoints:
                 response = await self.me(ctx)
             elif sub == "/forget":
                 response = await self.forget(ctx, receive)
+            elif sub == "/dialog":
+                response = self.dialog(ctx)
             else:
                 response = self.page(ctx, sub[1:])
         except HTTPError as exc:
@@ -169,6 +172,14 @@ class Endpoints:
             decided_at_text=decided_at,
         )
         return HTMLResponse(html, headers={**NO_STORE, "Vary": "Cookie, Accept-Language"})
+
+    def dialog(self, ctx: RequestContext) -> Response:
+        """The settings dialog, fetched by consent.js when opened (not sent with every page)."""
+        query = dict(parse_qsl(ctx.scope.get("query_string", b"").decode("latin-1")))
+        next_path = safe_next(query.get("next"))
+        html = self.mw.banner.dialog(self.language(ctx), ctx.state, next_path)
+        vary = {"Vary": "Cookie, Accept-Language", "X-Content-Type-Options": "nosniff"}
+        return HTMLResponse(html, headers={**NO_STORE, **vary})
 
     def static(self, sub: str, method: str) -> Response:
         if method not in ("GET", "HEAD"):

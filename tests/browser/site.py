@@ -132,15 +132,15 @@ async def scripts(request: Request) -> Response:
 # data-* kept): it stands earlier in the page than the real snippet.
 FORGED = {
     "steer": (
-        '<div id="consentmw-root" data-config=\'{"gaSrc":"https://evil.test/x.js",'
-        '"prefix":"https://evil.test/p","ga":"G-EVIL"}\' data-granted="analytics" '
+        '<div id="consentmw-root" class="cmw" data-ga-src="https://evil.test/x.js" '
+        'data-ga="G-EVIL" data-categories="analytics" data-granted="analytics" '
         'data-decided="true"></div>'
     ),
     "loader": (
-        '<div id="consentmw-root" data-consentmw-snippet data-config=\'{"gaSrc":'
-        '"https://evil.test/x.js","ga":"G-EVIL","categories":["analytics"]}\'></div>'
+        '<div class="cmw" data-consentmw-snippet data-ga-src="https://evil.test/x.js" '
+        'data-ga="G-EVIL" data-categories="analytics"></div>'
     ),
-    "gpc": '<div id="consentmw-root" data-config=\'{"prefix":"https://evil.test/p"}\'></div>',
+    "gpc": '<div class="cmw" data-consentmw-snippet data-categories="analytics"></div>',
     "clobber": '<a id="consentmwGa" href="https://evil.test/"></a><div id="dataLayer"></div>',
     "form": (
         '<form data-cmw-banner method="get" action="/news"><button name="action" '

@@ -23,6 +23,9 @@ DENIED = {
 }
 PAGES = ("preferences", "cookies")
 LANGS = ("nb", "en")
+# The settings dialog is fetched when opened: it is in the page only after the first open.
+DIALOG_OPEN = "() => document.querySelector('[data-cmw-dialog]')?.open === true"
+DIALOG_CLOSED = "() => document.querySelector('[data-cmw-dialog]')?.open === false"
 CLS_JS = """() => new Promise(done => {
   let sum = 0;
   new PerformanceObserver(list => { for (const e of list.getEntries()) sum += e.value; })
@@ -122,10 +125,10 @@ def test_withdraw_after_accept_removes_ga_cookies_on_host_and_parent(visit: Any)
     assert any(n == "_gid" for n, _ in names)
     page.get_by_role("button", name="Informasjonskapsler").click()
     dialog = page.get_by_role("dialog", name="Valgene dine for informasjonskapsler")
-    assert dialog.is_visible()
+    dialog.wait_for(state="visible")
     assert dialog.get_by_role("checkbox", name="Tillat").is_checked()  # shows the current state
     dialog.get_by_role("button", name="Avvis alle").click()
-    page.wait_for_function("() => !document.querySelector('[data-cmw-dialog]').open")
+    page.wait_for_function(DIALOG_CLOSED)
     assert consent_calls(v, "update")[-1] == DENIED
     # consent.js already deleted what it can reach (everything but the HttpOnly _gid).
     assert "_ga" not in page.evaluate("document.cookie")
@@ -146,7 +149,9 @@ def test_without_javascript_the_form_banner_records_reject_and_accept(visit: Any
     assert banner(v).count() == 0
     assert v.state()["categories"]["analytics"] is False
     page.get_by_role("button", name="Informasjonskapsler").click()
-    assert "/_consent/preferences" in page.url
+    # The settings button is a GET form: the preferences page, in the page's language, with
+    # the way back.
+    assert page.url == v.base + "/_consent/preferences?next=%2Fnews%3Fpage%3D2&lang=nb"
     assert page.get_by_role("checkbox", name="Tillat").is_checked() is False
     page.get_by_role("button", name="Godta alle").click()
     assert page.url.endswith("/news?page=2")
@@ -175,7 +180,7 @@ def test_keyboard_only_order_and_escape_closes_the_dialog_without_deciding(visit
     page.keyboard.press("Tab")
     assert page.evaluate(focused) == "Innstillinger"
     page.keyboard.press("Enter")
-    page.wait_for_function("() => document.querySelector('[data-cmw-dialog]').open")
+    page.wait_for_function(DIALOG_OPEN)
     inside = "document.querySelector('[data-cmw-dialog]').contains(document.activeElement)"
     assert page.evaluate(inside)
     for _ in range(20):  # Tab stays trapped inside the dialog, both ways
@@ -185,7 +190,7 @@ def test_keyboard_only_order_and_escape_closes_the_dialog_without_deciding(visit
         page.keyboard.press("Shift+Tab")
         assert page.evaluate(inside)
     page.keyboard.press("Escape")
-    page.wait_for_function("() => !document.querySelector('[data-cmw-dialog]').open")
+    page.wait_for_function(DIALOG_CLOSED)
     assert page.evaluate(focused) == "Innstillinger"  # focus returns to the opener
     assert banner(v).is_visible()
     assert v.state()["decided"] is False
@@ -316,7 +321,7 @@ def test_axe_banner_dialog_and_pages_have_no_violations(
     page = v.goto(path)
     assert _axe(page, axe_path) == []
     page.locator("[data-cmw-banner] [data-cmw-open]").click()
-    page.wait_for_function("() => document.querySelector('[data-cmw-dialog]').open")
+    page.wait_for_function(DIALOG_OPEN)
     assert _axe(page, axe_path) == []
     lang = "nb" if path == "/" else "en"
     for sub in ("cookies", "preferences"):
@@ -333,6 +338,7 @@ def test_reflow_without_horizontal_scrolling(visit: Any, width: int) -> None:
         assert page.evaluate("document.documentElement.scrollWidth") <= width, path
         if "/_consent/" not in path:
             page.locator("[data-cmw-banner] [data-cmw-open]").click()
+            page.wait_for_function(DIALOG_OPEN)
             assert page.evaluate("document.documentElement.scrollWidth") <= width, path
             assert page.evaluate(
                 "[...document.querySelectorAll('dialog *')].every(e => "
@@ -365,7 +371,7 @@ def test_screenshots(visit: Any, screenshots: Any, lang: str, width: int) -> Non
     page = v.goto("/" if lang == "nb" else "/en")
     page.screenshot(path=str(screenshots / f"banner-{lang}-{width}.png"))
     page.locator("[data-cmw-banner] [data-cmw-open]").click()
-    page.wait_for_function("() => document.querySelector('[data-cmw-dialog]').open")
+    page.wait_for_function(DIALOG_OPEN)
     page.screenshot(path=str(screenshots / f"dialog-{lang}-{width}.png"))
     v.goto(f"/_consent/preferences?lang={lang}")
     page.screenshot(path=str(screenshots / f"preferences-{lang}-{width}.png"), full_page=True)
