@@ -146,7 +146,9 @@
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ action: action, categories: categories || [], source: source || "api" })
+      // The language the texts were shown in, for the receipt (the server accepts only its
+      // own languages); where the choice was made (banner, preferences), else "api".
+      body: JSON.stringify({ action: action, categories: categories || [], source: source || "api", lang: lang })
     }).then(function (r) {
       if (!r.ok) throw new Error("consentmw: POST " + prefix + " answered " + r.status);
       return r.json();
@@ -292,7 +294,7 @@
   apply();
   // Global Privacy Control refuses, like the server's Sec-GPC: never consents.
   if (navigator.globalPrivacyControl === true && !state.decided && !state.signal) {
-    decide("reject_all", [], "signal").catch(function () {});
+    decide("reject_all", [], "api").catch(function () {});
   }
   document.dispatchEvent(new CustomEvent("consentmw:ready", { detail: get() }));
 })();

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+import tempfile
 from html import escape
 from urllib.parse import parse_qs
 
@@ -204,6 +205,8 @@ def build(**options: object) -> ConsentMiddleware:
 
 SITES = {
     "basic": build(),
+    # Receipts in a throwaway SQLite file: what a decision in the browser leaves as proof.
+    "receipts": build(records_url=f"sqlite:///{tempfile.mkdtemp()}/receipts.db"),
     "advanced": build(analytics_mode="advanced"),
     "marketing": build(categories=(*DEFAULT_CATEGORIES, MARKETING)),
 }

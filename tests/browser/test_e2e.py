@@ -377,3 +377,31 @@ def test_screenshots(visit: Any, screenshots: Any, lang: str, width: int) -> Non
     page.screenshot(path=str(screenshots / f"preferences-{lang}-{width}.png"), full_page=True)
     v.goto(f"/_consent/cookies?lang={lang}")
     page.screenshot(path=str(screenshots / f"cookies-{lang}-{width}.png"), full_page=True)
+
+
+def test_receipt_language_is_the_page_s_not_the_browser_s(visit: Any) -> None:
+    """An English page in a browser that prefers Norwegian: the visitor reads English, so the
+    receipt says "en" and carries the hash of the English texts."""
+    from consentmw import ConsentMiddleware
+
+    v = visit("receipts", extra_http_headers={"Accept-Language": "nb-NO,nb;q=0.9"})
+    page = v.goto("/en")
+    page.get_by_role("button", name="Accept all").click()
+    page.wait_for_function("() => consentmw.get().decided")
+    data = page.evaluate(
+        "fetch('/_consent/me', {headers: {Accept: 'application/json'}}).then(r => r.json())"
+    )
+    (receipt,) = data["receipts"]
+    assert receipt["language"] == "en" and receipt["action"] == "accept_all"
+    assert receipt["source"] == "banner"
+    twin = ConsentMiddleware(
+        lambda s, r, se: None,
+        secret_key="x" * 40,
+        records_url=None,
+        google_analytics_id=GA_ID,
+        privacy_policy_url="/privacy",
+        secure_cookie=False,
+        controller="Example AS",
+    )
+    assert receipt["banner_hash"] == twin.banner.shown_texts("en")[0]
+    assert receipt["banner_hash"] != twin.banner.shown_texts("nb")[0]
