@@ -160,3 +160,26 @@ def test_service_maintain_with_injected_clock(tmp_path: Path, caplog) -> None:
 def test_retention_validated_at_startup(tmp_path: Path, months: object) -> None:
     with pytest.raises(ValueError, match="retention_months"):
         RequestLog(tmp_path, retention_months=months)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("review", "expected"),
+    [
+        ("review: 2020-06-01", "review date 2020-06-01 has passed"),
+        ("review: 2999-01-01", None),
+        ("", "names no review date"),
+    ],
+)
+def test_legal_hold_review_date_warns_and_never_releases(
+    tmp_path: Path, caplog, review: str, expected: str | None
+) -> None:
+    write(tmp_path, "2020-01-01", ["x"])
+    (tmp_path / "LEGAL_HOLD").write_text(f"Sak 12/2026 (Oslo tingrett)\n{review}\n")
+    with caplog.at_level(logging.WARNING, logger="consentmw.requestlog"):
+        result = purge(tmp_path, 18, now=ts(2026, 1, 1))
+    assert result.held and result.deleted == []  # a passed review date releases nothing
+    assert (tmp_path / "requests-2020-01-01.jsonl").exists()
+    if expected is None:
+        assert "review date" not in caplog.text and "no review date" not in caplog.text
+    else:
+        assert expected in caplog.text

@@ -8,7 +8,8 @@ every purge asks :func:`legal_hold_reason` first.
 from __future__ import annotations
 
 import calendar
-from datetime import datetime
+import re
+from datetime import date, datetime
 from pathlib import Path
 
 DEFAULT_RETENTION_MONTHS = 18
@@ -61,3 +62,27 @@ def legal_hold_reason(directory: str | Path | None, flag: bool | str = False) ->
     except OSError:
         text = ""
     return text or f"legal hold file {path} (no reason given)"
+
+
+_REVIEW = re.compile(r"^\s*review\s*:\s*(\d{4}-\d{2}-\d{2})\s*$", re.I | re.M)
+
+
+def legal_hold_review(directory: str | Path | None) -> date | None:
+    """The review date a ``LEGAL_HOLD`` file names on a line ``review: YYYY-MM-DD``, if any.
+
+    A review date is a reminder for people: once it has passed, every purge warns, but the
+    hold stays until the file is removed. Nothing releases a hold by itself.
+    """
+    if directory is None:
+        return None
+    try:
+        text = (Path(directory) / LEGAL_HOLD_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    match = _REVIEW.search(text)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None

@@ -21,7 +21,7 @@ import shutil
 import stat
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -34,7 +34,12 @@ from consentmw.requestlog.files import (
     unlock,
 )
 from consentmw.requestlog.periods import LOG_FILE_RE, period_end
-from consentmw.retention import legal_hold_reason, months_before
+from consentmw.retention import (
+    LEGAL_HOLD_FILE,
+    legal_hold_reason,
+    legal_hold_review,
+    months_before,
+)
 
 __all__ = ["LogFile", "PurgeResult", "compress_ended", "list_log_files", "purge"]
 
@@ -219,6 +224,22 @@ def log_legal_hold(result: PurgeResult, directory: str | Path, retention_months:
         directory,
         retention_months,
     )
+    review = legal_hold_review(directory)
+    if review is None:
+        logger.warning(
+            "request log: the legal hold names no review date; put it in a %s file in %s "
+            "with the reason and a line 'review: YYYY-MM-DD'",
+            LEGAL_HOLD_FILE,
+            directory,
+        )
+    elif review < date.today():
+        logger.warning(
+            "request log: the legal hold's review date %s has passed; the hold stays until "
+            "%s is removed from %s",
+            review.isoformat(),
+            LEGAL_HOLD_FILE,
+            directory,
+        )
 
 
 def _clean_stale_tmp(directory: str | Path, now: float, dry_run: bool) -> None:
