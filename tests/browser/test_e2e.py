@@ -405,3 +405,24 @@ def test_receipt_language_is_the_page_s_not_the_browser_s(visit: Any) -> None:
     )
     assert receipt["banner_hash"] == twin.banner.shown_texts("en")[0]
     assert receipt["banner_hash"] != twin.banner.shown_texts("nb")[0]
+
+
+@pytest.mark.parametrize("lang", ["nb", "en"])
+def test_me_page_at_375_px_reads_plainly(visit: Any, screenshots: Any, lang: str) -> None:
+    """The visitor's access page on a phone: stacked receipt cards with a visible label on
+    every value, plain words, local time, and no horizontal scrolling."""
+    v = visit("receipts", viewport={"width": 375, "height": 667})
+    page = v.goto("/" if lang == "nb" else "/en")
+    page.get_by_role("button", name="Godta alle" if lang == "nb" else "Accept all").click()
+    page.wait_for_function("() => consentmw.get().decided")
+    v.goto(f"/_consent/me?lang={lang}")
+    page.screenshot(path=str(screenshots / f"me-{lang}-375.png"), full_page=True)
+    labels = page.evaluate(
+        """() => [...document.querySelectorAll('.cmw-table td')].map(
+             td => getComputedStyle(td, '::before').content)"""
+    )
+    assert labels and all(label not in ("none", '""', "") for label in labels)
+    text = page.locator("main").inner_text()
+    assert ("Godtok alle" if lang == "nb" else "Accepted all") in text
+    assert "accept_all" not in text and "banner" not in text.replace("The banner", "")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
