@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
+import consentmw
 from consentmw.cli import build_parser
 from consentmw.cli import main as cli_main
-from consentmw.envconfig import TOOLING_VARIABLES, known_variables
 from consentmw.records import open_store
 
 from .conftest import SECRET
 from .records_support import receipt
 
 ROOT = Path(__file__).resolve().parent.parent
+SRC = str(Path(consentmw.__file__).resolve().parents[1])  # the sources under test
 BASE = {"CONSENTMW_SECRET_KEY": SECRET, "CONSENTMW_RECORDS_URL": "none"}
 
 
@@ -36,7 +37,7 @@ def run(
         [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
-        env={**clean, "PYTHONPATH": str(ROOT / "src"), **(env or {})},
+        env={**clean, "PYTHONPATH": SRC, **(env or {})},
         timeout=60,
         check=False,
     )
@@ -135,6 +136,8 @@ def _names_read_in_the_repository() -> set[str]:
 
 
 def test_check_knows_every_variable_the_repository_reads(tmp_path: Path) -> None:
+    from consentmw.envconfig import TOOLING_VARIABLES, known_variables
+
     read = _names_read_in_the_repository()
     assert {"CONSENTMW_TEST_PG", "CONSENTMW_LOG_DIR", "CONSENTMW_SECRET_KEY"} <= read
     assert read - known_variables() == set()
@@ -173,7 +176,7 @@ def big_store(tmp_path: Path) -> Iterator[str]:
 
 def test_export_into_a_closed_pipe_exits_quietly(big_store: str) -> None:
     code = "import sys; from consentmw.cli import main; sys.exit(main(sys.argv[1:]))"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": SRC}
     producer = subprocess.Popen(
         [sys.executable, "-c", code, "records", "export", "--url", big_store],
         stdout=subprocess.PIPE,
@@ -224,7 +227,7 @@ def test_logs_stats_help_points_to_the_full_report(capsys: pytest.CaptureFixture
 def test_every_message_on_stderr_starts_with_consentmw() -> None:
     """Each ``print(..., file=sys.stderr)`` in a CLI module, read from its source."""
     wrong = []
-    for path in (ROOT / "src" / "consentmw").rglob("cli.py"):
+    for path in (Path(SRC) / "consentmw").rglob("cli.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "print"):
                 continue
@@ -234,10 +237,10 @@ def test_every_message_on_stderr_starts_with_consentmw() -> None:
             first = node.args[0] if node.args else None
             text = ast.unparse(first) if first is not None else ""
             if not re.match(r"^f?['\"]consentmw[: ]", text) and text != "INSTALL_HINT":
-                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text}")
+                wrong.append(f"{path.name}:{node.lineno}: {text}")
     assert wrong == []
 
 
 def test_logs_errors_carry_the_prefix(tmp_path: Path) -> None:
-    out = run("logs", "purge", str(tmp_path / "missing"))
+    out = run("logs", "purge", "--directory", str(tmp_path / "missing"))
     assert out.returncode == 2 and out.stderr.startswith("consentmw: ")

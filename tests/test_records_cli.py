@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import consentmw
 from consentmw.records import CountRow, Hold, open_store
 from tests.records_support import BACKENDS, PG_URL, pg_schema, receipt, with_search_path
 
@@ -25,7 +26,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(Path(consentmw.__file__).parents[1]), **(env or {})},
     )
 
 
