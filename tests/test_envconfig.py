@@ -120,3 +120,23 @@ def test_request_log_options_from_environment(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("CONSENTMW_LOG_RETENTION_MONTHS", "many")
     with pytest.raises(ConfigError, match="CONSENTMW_LOG_RETENTION_MONTHS"):
         RequestLogMiddleware(site())
+
+
+def test_unknown_variables_come_with_the_closest_known_name() -> None:
+    from consentmw.envconfig import unknown_variables
+
+    env = {**ENV, "CONSENTMW_DEFALT_LANGUAGE": "en", "CONSENTMW_LOG_ROTATON": "hourly",
+           "CONSENTMW_TEST_PG": "postgresql://x", "CONSENTMW_ZZZ": "1",
+           "OTHER_THING": "1"}  # fmt: skip
+    assert unknown_variables(env) == [
+        ("CONSENTMW_DEFALT_LANGUAGE", "CONSENTMW_DEFAULT_LANGUAGE"),
+        ("CONSENTMW_LOG_ROTATON", "CONSENTMW_LOG_ROTATION"),
+        ("CONSENTMW_ZZZ", None),
+    ]
+
+
+def test_check_validates_the_request_log_too(tmp_path) -> None:
+    bad = run_cli("check", env={**ENV, "CONSENTMW_LOG_ROTATION": "weekly",
+                                "CONSENTMW_LOG_DIR": str(tmp_path)})  # fmt: skip
+    assert bad.returncode == 2 and "rotation" in bad.stderr
+    assert "configuration OK" not in bad.stderr

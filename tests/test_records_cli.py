@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import consentmw
 from consentmw.records import CountRow, Hold, open_store
 from tests.records_support import BACKENDS, PG_URL, pg_schema, receipt, with_search_path
 
@@ -25,7 +26,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(Path(consentmw.__file__).parents[1]), **(env or {})},
     )
 
 
@@ -198,3 +199,18 @@ def test_counts_prints_the_daily_counts(url: str, tmp_path: Path) -> None:
     empty = cli("counts", "--url", f"sqlite:///{tmp_path}/none.db")
     assert empty.returncode == 0 and "nothing counted" in empty.stdout
     assert not (tmp_path / "none.db").exists()  # reading never creates a database
+
+
+def test_export_and_forget_take_the_consent_id_as_an_argument(url: str) -> None:
+    exported = cli("export", "--url", url, "alice")
+    assert exported.returncode == 0, exported.stderr
+    assert [json.loads(line)["consent_id"] for line in exported.stdout.splitlines()] == [
+        "alice",
+        "alice",
+    ]
+    assert cli("forget", "--url", url).returncode == 2
+    both = cli("forget", "--url", url, "alice", "--consent-id", "bob")
+    assert both.returncode == 2 and "two consent ids" in both.stderr
+    assert "Traceback" not in both.stderr
+    forgot = cli("forget", "--url", url, "alice")
+    assert forgot.returncode == 0 and "deleted 2 receipts" in forgot.stdout

@@ -73,3 +73,20 @@ def test_cli_errors(tmp_path: Path, capsys) -> None:
     assert main(["logs"]) == 2
     with pytest.raises(SystemExit):
         main(["logs", "purge", "--retention-months", "x"])
+
+
+def test_every_logs_command_takes_the_directory_as_dir(tmp_path: Path, capsys) -> None:
+    (tmp_path / "requests-2020-01-01.jsonl").write_text(record("/"))
+    assert main(["logs", "purge", str(tmp_path), "--dry-run"]) == 0
+    assert "would delete" in capsys.readouterr().out
+    assert main(["logs", "stats", "--directory", str(tmp_path)]) == 0  # the older spelling
+    assert "1 requests" in capsys.readouterr().out
+    assert main(["logs", "purge", str(tmp_path), "--directory", str(tmp_path / "x")]) == 2
+    assert "two directories" in capsys.readouterr().err
+
+
+def test_the_directory_defaults_to_the_environment(tmp_path: Path, capsys, monkeypatch) -> None:
+    (tmp_path / "requests-2020-01-01.jsonl").write_text(record("/"))
+    monkeypatch.setenv("CONSENTMW_LOG_DIR", str(tmp_path))
+    assert main(["logs", "stats"]) == 0
+    assert "1 requests" in capsys.readouterr().out

@@ -8,6 +8,7 @@ the same validation as keyword options; a value that cannot even be parsed raise
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -183,3 +184,40 @@ def log_options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, 
         else:
             options[option] = raw
     return options
+
+
+#: Variables this repository's scripts, tests and examples read; not options, but known.
+TOOLING_VARIABLES = frozenset({
+    "CONSENTMW_DEMO_GA_ID",  # consentmw demo --ga-id
+    "CONSENTMW_TEST_PG",  # the test suite's PostgreSQL
+    "CONSENTMW_PG_PORT",  # scripts/start-postgres.sh
+    "CONSENTMW_PG_BASE",
+    "CONSENTMW_KEEP_SERVICES",  # scripts/test
+    "CONSENTMW_AXE_DIR",  # scripts/install-axe.sh
+    "CONSENTMW_CLICKHOUSE_URL",  # analytics tests against ClickHouse
+})  # fmt: skip
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``CONSENTMW_*`` name that consentmw, its CLI or its scripts read."""
+    consent = {env_name(f.name) for f in fields(ConsentConfig) if f.init}
+    return frozenset(consent | set(LOG_VARIABLES.values()) | TOOLING_VARIABLES)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """``CONSENTMW_*`` names nobody reads, each with the closest known name (or None).
+
+    Such a name is almost always a misspelling, and a misspelt option is silently left
+    at its default: ``consentmw check`` reports them as errors.
+    """
+    env = os.environ if environ is None else environ
+    known = known_variables()
+    by_suffix = {name[len(PREFIX) :]: name for name in known}
+    out: list[tuple[str, str | None]] = []
+    for name in sorted(env):
+        if not name.startswith(PREFIX) or name in known:
+            continue
+        # Compare without the shared prefix, which would make every name look alike.
+        close = difflib.get_close_matches(name[len(PREFIX) :], list(by_suffix), n=1, cutoff=0.6)
+        out.append((name, by_suffix[close[0]] if close else None))
+    return out

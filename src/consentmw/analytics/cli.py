@@ -21,10 +21,22 @@ _SINCE = re.compile(r"^(\d{1,4})d$")
 
 
 def register_cli(subparsers: Any) -> None:
-    analytics = subparsers.add_parser("analytics", help="cookie-free analytics reports")
+    analytics = subparsers.add_parser(
+        "analytics",
+        help="cookie-free analytics reports",
+        epilog="example:\n  consentmw analytics report /var/log/site --since 30d\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     analytics.set_defaults(func=lambda args: _usage(analytics))
     sub = analytics.add_subparsers(dest="analytics_command", metavar="{report}")
-    r = sub.add_parser("report", help="page views, sources, audiences and consent for a period")
+    r = sub.add_parser(
+        "report",
+        help="page views, sources, audiences and consent for a period",
+        epilog="examples:\n  consentmw analytics report /var/log/site --since 7d\n"
+        "  consentmw analytics report /var/log/site --from 2026-11-01 --to 2026-11-30 "
+        "--html nov.html\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("directory", help="request log directory (subdirectories: one per host)")
     r.add_argument("--since", default=None, help="the last N days, e.g. 30d (default 30d)")
     r.add_argument("--from", dest="first", metavar="DATE", help="first day, YYYY-MM-DD")

@@ -27,6 +27,26 @@ from consentmw.retention import DEFAULT_RETENTION_MONTHS, validate_retention_mon
 
 URL_ENV = "CONSENTMW_RECORDS_URL"
 
+#: One example per command, shown at the end of its --help.
+EXAMPLES = {
+    "records": "consentmw records show 3f2b9c0e-... --url postgresql://consent@db/site",
+    "show": "consentmw records show 3f2b9c0e-...",
+    "export": "consentmw records export > receipts.jsonl\n"
+    "  consentmw records export 3f2b9c0e-... -o subject-access.jsonl",
+    "forget": "consentmw records forget 3f2b9c0e-...",
+    "purge": "consentmw records purge --dry-run --retention-months 24",
+    "counts": "consentmw records counts --since 90d --json",
+    "hold": "consentmw records hold add --case 'Suit 12' --from 2026-01-01 --review 2027-06-30",
+    "add": "consentmw records hold add --case 'Suit 12' --consent-id 3f2b9c0e-... "
+    "--review 2027-06-30",
+    "list": "consentmw records hold list",
+    "release": "consentmw records hold release 'Suit 12'",
+}
+
+
+def _epilog(name: str) -> str:
+    return "example:\n  " + EXAMPLES[name] + "\n"
+
 
 def register_cli(subparsers: Any) -> None:
     """Add ``records`` and its subcommands to the main ``consentmw`` parser."""
@@ -34,11 +54,19 @@ def register_cli(subparsers: Any) -> None:
         "records",
         help="show, export, forget or purge consent receipts",
         description="Consent receipts: proof of each visitor's decisions.",
+        epilog=_epilog("records"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = records.add_subparsers(dest="records_command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str, parent: Any = sub) -> argparse.ArgumentParser:
-        parser = parent.add_parser(name, help=help, description=help)
+        parser = parent.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=_epilog(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         parser.add_argument(
             "--url",
             default=os.environ.get(URL_ENV) or DEFAULT_RECORDS_URL,
@@ -58,12 +86,14 @@ def register_cli(subparsers: Any) -> None:
     show.set_defaults(func=_show)
 
     export = command("export", "write receipts as JSON lines (all, or one consent id)")
-    export.add_argument("--consent-id")
+    export.add_argument("consent_id_arg", nargs="?", metavar="CONSENT_ID")
+    export.add_argument("--consent-id", help="the consent id (same as CONSENT_ID)")
     export.add_argument("--output", "-o", help="file to write (default: standard output)")
     export.set_defaults(func=_export)
 
     forget = command("forget", "delete the receipts of one consent id, except held ones")
-    forget.add_argument("--consent-id", required=True)
+    forget.add_argument("consent_id_arg", nargs="?", metavar="CONSENT_ID")
+    forget.add_argument("--consent-id", help="the consent id (same as CONSENT_ID)")
     forget.set_defaults(func=_forget)
 
     purge = command("purge", "delete receipts older than the retention period, except held ones")
@@ -85,6 +115,8 @@ def register_cli(subparsers: Any) -> None:
         "hold",
         help="add, list or release legal holds",
         description="Legal holds: receipts a case needs are neither purged nor forgotten.",
+        epilog=_epilog("hold"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     holds = hold.add_subparsers(dest="hold_command", metavar="COMMAND", required=True)
     add = command("add", "hold receipts for a case until released", holds)
@@ -127,8 +159,16 @@ def _run(args: argparse.Namespace, action: Any) -> int:
         store.close_sync()
 
 
+def _consent_id(args: argparse.Namespace) -> str | None:
+    """CONSENT_ID or --consent-id (one of them; both only if they agree)."""
+    given, option = args.consent_id_arg, args.consent_id
+    if given and option and given != option:
+        raise ValueError(f"two consent ids given: {given!r} and --consent-id {option!r}")
+    return given or option or None
+
+
 def _show(args: argparse.Namespace) -> int:
-    consent_id = args.consent_id or args.consent_id_arg
+    consent_id = _consent_id(args)
     if not consent_id:
         print("consentmw records show: give a CONSENT_ID", file=sys.stderr)
         return 2
@@ -164,25 +204,32 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    consent_id = _consent_id(args)
+
     def action(store: ReceiptStore) -> int:
         with ExitStack() as stack:
             out: TextIO = sys.stdout
             if args.output:
                 out = stack.enter_context(open(args.output, "w", encoding="utf-8"))
             count = 0
-            for receipt in store.export_sync(args.consent_id):
+            for receipt in store.export_sync(consent_id):
                 out.write(json.dumps(receipt.to_dict(), ensure_ascii=False) + "\n")
                 count += 1
-        print(f"exported {count} receipts", file=sys.stderr)
+        print(f"consentmw: exported {count} receipts", file=sys.stderr)
         return 0
 
     return _run(args, action)
 
 
 def _forget(args: argparse.Namespace) -> int:
+    consent_id = _consent_id(args)
+    if not consent_id:
+        print("consentmw records forget: give a CONSENT_ID", file=sys.stderr)
+        return 2
+
     def action(store: ReceiptStore) -> int:
-        result = store.forget_sync(args.consent_id)
-        print(f"deleted {result.deleted} receipts for consent id {args.consent_id}")
+        result = store.forget_sync(consent_id)
+        print(f"deleted {result.deleted} receipts for consent id {consent_id}")
         if result.kept:
             cases = "; ".join(
                 f"{h.case} ({h.count}, review {h.review.isoformat()})" for h in result.holds
@@ -311,7 +358,7 @@ def _warn_reviews(store: ReceiptStore, holds: list[Hold] | None = None) -> list[
     holds = store.holds_sync() if holds is None else holds
     for h in holds:
         if h.review_passed():
-            print(f"warning: {h.review_warning()}", file=sys.stderr)
+            print(f"consentmw: warning: {h.review_warning()}", file=sys.stderr)
     return holds
 
 
@@ -320,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="consentmw")
     register_cli(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ValueError as exc:  # as in consentmw.cli.main
+        print(f"consentmw: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
