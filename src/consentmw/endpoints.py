@@ -178,8 +178,8 @@ class Endpoints:
         query = dict(parse_qsl(ctx.scope.get("query_string", b"").decode("latin-1")))
         next_path = safe_next(query.get("next"))
         html = self.mw.banner.dialog(self.language(ctx), ctx.state, next_path)
-        vary = {"Vary": "Cookie, Accept-Language", "X-Content-Type-Options": "nosniff"}
-        return HTMLResponse(html, headers={**NO_STORE, **vary})
+        # nosniff is added to every answer under the prefix, this one included.
+        return HTMLResponse(html, headers={**NO_STORE, "Vary": "Cookie, Accept-Language"})
 
     def static(self, sub: str, method: str) -> Response:
         if method not in ("GET", "HEAD"):
