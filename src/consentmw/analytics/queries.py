@@ -1,0 +1,166 @@
+"""The report's SQL, written once for both engines: DuckDB (embedded) and ClickHouse.
+
+Both run the same four queries on a table of the same columns (:data:`.engine.COLUMNS`):
+one scan of the period's page views computes every ranking and both series at once
+(``GROUPING SETS``), one counts requests by kind, and two more need the visitor key.
+Where the dialects differ is a handful of spellings, all in :class:`Dialect`:
+
+==============  ==============================  =========================================
+what            DuckDB                          ClickHouse
+==============  ==============================  =========================================
+grouping id     ``GROUPING_ID(a, b)``           ``grouping(a, b)`` (same bits)
+quarter hour    ``epoch(ts)::BIGINT // 900``    ``intDiv(toUnixTimestamp(ts), 900)``
+local day       ``ts::DATE`` (session zone)     ``toDate(ts, 'Europe/Oslo')``
+parameter       ``$start``                      ``{start:DateTime64(3, 'UTC')}``
+NULL keys       NULL outside a grouping set     the same with ``group_by_use_nulls = 1``
+==============  ==============================  =========================================
+
+Rankings break ties by value (``NULL`` first) in SQL and in Python alike, so the rows
+kept at the ``top`` boundary are the same whichever engine ran the query.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["CLICKHOUSE", "DIMENSIONS", "DUCKDB", "QUARTER", "Dialect", "ReportQueries"]
+
+#: Ranked dimensions of page views: report key -> column.
+DIMENSIONS = {
+    "pages": "path",
+    "referrers": "referrer",
+    "utm_sources": "utm_source",
+    "utm_media": "utm_medium",
+    "utm_campaigns": "utm_campaign",
+    "browsers": "browser",
+    "systems": "os",
+    "devices": "device",
+    "countries": "country",
+}
+_SERIES = {"quarter": "q", "consent_quarter": "q, consent"}
+QUARTER = 900  # seconds: every zone's offset is a multiple, so local hours and days add up
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The spellings that differ; ``{tz}`` and ``{name}`` are filled in by the queries."""
+
+    name: str
+    grouping: str
+    quarter: str
+    local_date: str
+    param: str
+    settings: str = ""
+
+
+DUCKDB = Dialect(
+    name="duckdb",
+    grouping="GROUPING_ID",
+    quarter=f"epoch(ts)::BIGINT // {QUARTER}",
+    local_date="ts::DATE",  # the connection's TimeZone is the report's
+    param="${name}",
+)
+CLICKHOUSE = Dialect(
+    name="clickhouse",
+    grouping="grouping",
+    quarter=f"intDiv(toUnixTimestamp(ts), {QUARTER})",
+    local_date="toDate(ts, {tz})",
+    param="{{{name}:DateTime64(3, 'UTC')}}",
+    settings=" SETTINGS group_by_use_nulls = 1",
+)
+
+
+_ZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
+
+
+def zone_literal(tz: str) -> str:
+    """An IANA zone name as a SQL literal; the two dialects escape differently, so only
+    names that need no escaping are accepted."""
+    if not _ZONE.match(tz):
+        raise ValueError(f"not a time zone name: {tz!r}")
+    return f"'{tz}'"
+
+
+@dataclass(frozen=True)
+class ReportQueries:
+    """The report's queries over ``table`` for page views between ``$start`` and ``$end``.
+
+    ``tz`` is an IANA zone name (already validated by ``ZoneInfo``).
+    """
+
+    dialect: Dialect
+    table: str
+    tz: str = "UTC"
+
+    def _p(self, name: str) -> str:
+        return self.dialect.param.format(name=name)
+
+    @property
+    def _period(self) -> str:
+        return f"ts >= {self._p('start')} AND ts < {self._p('end')}"
+
+    @property
+    def _day(self) -> str:
+        return self.dialect.local_date.format(tz=zone_literal(self.tz))
+
+    def grouping(self, top: int) -> tuple[str, dict[str, int]]:
+        """One scan, every grouping; returns the SQL and each set's grouping id.
+
+        Only page views are grouped. Time is grouped in UTC quarter hours (an integer, no
+        time-zone arithmetic per row); local hours and days are summed from them afterwards.
+        """
+        columns = [*DIMENSIONS.values(), "q", "consent"]
+        everything = (1 << len(columns)) - 1
+
+        def mask(cols: str) -> int:
+            m = everything
+            for col in cols.split(", "):
+                m &= ~(1 << (len(columns) - 1 - columns.index(col)))
+            return m
+
+        ids: dict[str, int] = {"total": everything}
+        sets = ["()"]
+        for name, col in DIMENSIONS.items():
+            sets.append(f"({col})")
+            ids[name] = mask(col)
+        for name, cols in _SERIES.items():
+            sets.append(f"({cols})")
+            ids[name] = mask(cols)
+        ranked = ", ".join(str(ids[n]) for n in DIMENSIONS)
+        # outside its own grouping set a dimension is NULL: the coalesce is the set's value
+        value = f"coalesce({', '.join(DIMENSIONS.values())})"
+        sql = f"""
+            SELECT {self.dialect.grouping}({", ".join(columns)}) AS g, {", ".join(columns)},
+                   count(*) AS n, count(DISTINCT visitor) AS v,
+                   count(visitor) AS keyed, count(country) AS located
+            FROM (
+                SELECT *, {self.dialect.quarter} AS q
+                FROM {self.table} WHERE kind = 'page' AND {self._period}
+            )
+            GROUP BY GROUPING SETS ({", ".join(sets)})
+            QUALIFY g NOT IN ({ranked}) OR row_number() OVER (
+                PARTITION BY g ORDER BY n DESC, {value} IS NOT NULL, {value}
+            ) <= {int(top)}{self.dialect.settings}
+        """
+        return sql, ids
+
+    def kinds(self) -> str:
+        return (
+            f"SELECT kind, count(*) AS n FROM {self.table} WHERE {self._period} GROUP BY kind"
+        )
+
+    def day_visitors(self) -> str:
+        return (
+            f"SELECT {self._day} AS d, count(DISTINCT visitor) AS v FROM {self.table} "
+            f"WHERE kind = 'page' AND {self._period} GROUP BY d"
+        )
+
+    def entries(self, top: int) -> str:
+        return f"""
+            SELECT path, count(*) AS visitors FROM (
+                SELECT argMin(path, ts) AS path FROM {self.table}
+                WHERE kind = 'page' AND visitor IS NOT NULL AND {self._period}
+                GROUP BY visitor, {self._day}
+            ) GROUP BY path ORDER BY visitors DESC, path LIMIT {int(top)}
+        """
