@@ -9,7 +9,7 @@ Where the dialects differ is a handful of spellings, all in :class:`Dialect`:
 what            DuckDB                          ClickHouse
 ==============  ==============================  =========================================
 grouping id     ``GROUPING_ID(a, b)``           ``grouping(a, b)`` (same bits)
-quarter hour    ``epoch(ts)::BIGINT // 900``    ``intDiv(toUnixTimestamp(ts), 900)``
+quarter hour    ``epoch_ms(ts) // 900000``      ``intDiv(toUnixTimestamp64Milli(ts), 900000)``
 local day       ``ts::DATE`` (session zone)     ``toDate(ts, 'Europe/Oslo')``
 parameter       ``$start``                      ``{start:DateTime64(3, 'UTC')}``
 NULL keys       NULL outside a grouping set     the same with ``group_by_use_nulls = 1``
@@ -57,17 +57,17 @@ class Dialect:
 DUCKDB = Dialect(
     name="duckdb",
     grouping="GROUPING_ID",
-    quarter=f"epoch(ts)::BIGINT // {QUARTER}",
+    quarter=f"epoch_ms(ts) // {QUARTER * 1000}",  # truncated: a cast would round
     local_date="ts::DATE",  # the connection's TimeZone is the report's
     param="${name}",
 )
 CLICKHOUSE = Dialect(
     name="clickhouse",
     grouping="grouping",
-    quarter=f"intDiv(toUnixTimestamp(ts), {QUARTER})",
+    quarter=f"intDiv(toUnixTimestamp64Milli(ts), {QUARTER * 1000})",
     local_date="toDate(ts, {tz})",
     param="{{{name}:DateTime64(3, 'UTC')}}",
-    settings=" SETTINGS group_by_use_nulls = 1",
+    settings="SETTINGS group_by_use_nulls = 1",
 )
 
 
@@ -131,17 +131,20 @@ class ReportQueries:
         # outside its own grouping set a dimension is NULL: the coalesce is the set's value
         value = f"coalesce({', '.join(DIMENSIONS.values())})"
         sql = f"""
-            SELECT {self.dialect.grouping}({", ".join(columns)}) AS g, {", ".join(columns)},
-                   count(*) AS n, count(DISTINCT visitor) AS v,
-                   count(visitor) AS keyed, count(country) AS located
-            FROM (
-                SELECT *, {self.dialect.quarter} AS q
-                FROM {self.table} WHERE kind = 'page' AND {self._period}
+            SELECT * FROM (
+                SELECT {self.dialect.grouping}({", ".join(columns)}) AS g, {", ".join(columns)},
+                       count(*) AS n, count(DISTINCT visitor) AS v,
+                       count(visitor) AS keyed, count(country) AS located, {value} AS k
+                FROM (
+                    SELECT *, {self.dialect.quarter} AS q
+                    FROM {self.table} WHERE kind = 'page' AND {self._period}
+                )
+                GROUP BY GROUPING SETS ({", ".join(sets)})
             )
-            GROUP BY GROUPING SETS ({", ".join(sets)})
-            QUALIFY g NOT IN ({ranked}) OR row_number() OVER (
-                PARTITION BY g ORDER BY n DESC, {value} IS NOT NULL, {value}
-            ) <= {int(top)}{self.dialect.settings}
+            QUALIFY g NOT IN ({ranked})
+                OR row_number() OVER (PARTITION BY g ORDER BY n DESC, k IS NOT NULL, k)
+                    <= {int(top)}
+            {self.dialect.settings}
         """
         return sql, ids
 

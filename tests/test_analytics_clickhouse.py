@@ -1,0 +1,234 @@
+"""The ClickHouse engine: the report's ClickHouse SQL, run by chDB (ClickHouse in this
+process) on a MergeTree table of the schema, equals the embedded DuckDB report on the
+same records; retention drops partitions unless a legal hold is in force."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("duckdb", reason="the analytics extra is part of the test extra")
+pytest.importorskip("chdb", reason="chDB is part of the test extra")
+
+from consentmw.analytics.clickhouse import (
+    ChdbClient,
+    ClickHouseEngine,
+    create_table_sql,
+    open_client,
+    purge_partitions,
+)
+from consentmw.analytics.report import build_report
+from tests.test_analytics_report import rec, write_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+END = date(2026, 11, 30)
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "gen_requestlog", ROOT / "benchmarks" / "gen_requestlog.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(client: ChdbClient, directory: Path, table: str = "consentmw.requests") -> None:
+    """What the shipper does: every line of every period file into the table."""
+    client.command("CREATE DATABASE IF NOT EXISTS consentmw")
+    client.command(create_table_sql(table))
+    for pattern in ("requests-*.jsonl", "requests-*.jsonl.gz", "*/requests-*.jsonl*"):
+        if not list(directory.glob(pattern)):
+            continue
+        client.command(
+            f"INSERT INTO {table} SELECT * FROM file('{directory}/{pattern}', 'JSONEachRow') "
+            "SETTINGS date_time_input_format = 'best_effort', "
+            "input_format_skip_unknown_fields = 1, input_format_allow_errors_ratio = 1"
+        )
+
+
+@pytest.fixture
+def chdb_client() -> Iterator[ChdbClient]:
+    client = ChdbClient()
+    yield client
+    client.close()
+
+
+def same(duck: dict[str, Any], house: dict[str, Any]) -> None:
+    assert house["sources"] == {"clickhouse_table": "consentmw.requests"}
+    for key in duck:
+        if key != "sources":
+            assert house[key] == duck[key], key
+
+
+@pytest.mark.parametrize(
+    ("visitors", "zone", "top"),
+    [(True, "Europe/Oslo", 10), (False, "UTC", 3), (True, "America/St_Johns", 1000)],
+)
+def test_clickhouse_sql_gives_the_duckdb_report(
+    tmp_path: Path, chdb_client: ChdbClient, visitors: bool, zone: str, top: int
+) -> None:
+    _generator().generate(tmp_path, 30_000, days=6, visitors=visitors, end=END, seed=7)
+    first, last = END - timedelta(days=4), END
+    duck = build_report(tmp_path, first, last, timezone=zone, top=top).to_dict()
+    load(chdb_client, tmp_path)
+    house = ClickHouseEngine(chdb_client).report(first, last, timezone=zone, top=top).to_dict()
+    same(duck, house)
+    assert duck["pageviews"] > 1000 and len(duck["pages"]) == min(top, 5000)
+    assert duck["utm"]["campaigns"] and duck["referrers"] and duck["countries"]
+    assert (duck["visitors"] is not None) is visitors
+    assert len(duck["series"]["hour"]) in (5 * 24, 5 * 24 + 1, 5 * 24 - 1)
+
+
+def test_records_without_kind_and_ties_at_the_top_boundary(
+    tmp_path: Path, chdb_client: ChdbClient
+) -> None:
+    noon = datetime(2026, 11, 30, 12, tzinfo=timezone.utc).timestamp()
+    old = [rec(p, noon, kind=None) for p in ("/", "/x.CSS", "/_consent/preferences", "/a")]
+    old += [rec("/", noon, status=404, kind=None), rec("/", noon, device="bot", kind=None)]
+    old += [rec("/api", noon, method="POST", kind=None), rec("/r", noon, status=302, kind=None)]
+    for r in old[:3]:
+        del r["kind"]  # written before the field existed
+    # eight referrers with one page view each, top 3: the same three from both engines
+    tied = [rec(f"/t{i}", noon, referrer=f"r{7 - i}.example") for i in range(8)]
+    write_lines(tmp_path / "requests-2026-11-30.jsonl", old + tied)
+    with open(tmp_path / "requests-2026-11-30.jsonl", "a") as fh:
+        fh.write('{"time": "torn line\n[1, 2]\n')
+    duck = build_report(tmp_path, END, END, top=3).to_dict()
+    load(chdb_client, tmp_path)
+    house = ClickHouseEngine(chdb_client).report(END, END, top=3).to_dict()
+    same(duck, house)
+    assert duck["requests"] == {
+        "page": 10, "asset": 1, "api": 1, "consent": 1, "redirect": 1, "error": 1, "bot": 1,
+    }  # fmt: skip
+    assert [r["host"] for r in duck["referrers"]] == [None, "r0.example", "r1.example"]
+    assert [r["path"] for r in duck["pages"]] == ["/", "/a", "/t0"]
+
+
+def test_the_schema_partitions_by_month_without_a_ttl(chdb_client: ChdbClient) -> None:
+    chdb_client.command("CREATE DATABASE IF NOT EXISTS consentmw")
+    chdb_client.command(create_table_sql())
+    row = chdb_client.query_dicts(
+        "SELECT partition_key, create_table_query FROM system.tables "
+        "WHERE database = 'consentmw' AND name = 'requests'",
+        {},
+    )[0]
+    assert row["partition_key"] == "toYYYYMM(time)"
+    assert "TTL" not in row["create_table_query"]
+    for bad in ("x; DROP TABLE y", "a.b.c", "1abc", ""):
+        with pytest.raises(ValueError, match="table must be"):
+            create_table_sql(bad)
+
+
+def months_of_records(client: ChdbClient, months: list[str]) -> None:
+    client.command("CREATE DATABASE IF NOT EXISTS consentmw")
+    client.command(create_table_sql())
+    rows = "\n".join(
+        json.dumps(rec("/", datetime.fromisoformat(f"{m}-15T12:00:00+00:00").timestamp()))
+        for m in months
+    )
+    client.command(
+        "INSERT INTO consentmw.requests SETTINGS date_time_input_format = 'best_effort', "
+        f"input_format_skip_unknown_fields = 1 FORMAT JSONEachRow {rows}"
+    )
+
+
+def partitions(client: ChdbClient) -> list[str]:
+    return [
+        r["p"]
+        for r in client.query_dicts(
+            "SELECT DISTINCT partition_id AS p FROM system.parts WHERE database = 'consentmw' "
+            "AND table = 'requests' AND active ORDER BY p",
+            {},
+        )
+    ]
+
+
+def test_purge_drops_expired_months_unless_a_legal_hold(
+    tmp_path: Path, chdb_client: ChdbClient
+) -> None:
+    months_of_records(chdb_client, ["2024-12", "2025-04", "2025-05", "2025-06", "2026-11"])
+    now = datetime(2026, 11, 20, tzinfo=timezone.utc).timestamp()  # cutoff 2025-05-20
+    (tmp_path / "LEGAL_HOLD").write_text("litigation 2026-17\n")
+    held = purge_partitions(chdb_client, 18, now=now, hold_directory=tmp_path)
+    assert held.held == "litigation 2026-17" and held.expired == ["202412", "202504"]
+    assert held.dropped == [] and len(partitions(chdb_client)) == 5
+    flagged = purge_partitions(chdb_client, 18, now=now, legal_hold="audit")
+    assert flagged.held == "audit" and len(partitions(chdb_client)) == 5
+    (tmp_path / "LEGAL_HOLD").unlink()
+    dry = purge_partitions(chdb_client, 18, now=now, hold_directory=tmp_path, dry_run=True)
+    assert dry.expired == ["202412", "202504"] and len(partitions(chdb_client)) == 5
+    done = purge_partitions(chdb_client, 18, now=now, hold_directory=tmp_path)
+    assert done.dropped == ["202412", "202504"] and done.rows == 2
+    assert partitions(chdb_client) == ["202505", "202506", "202611"]
+    assert purge_partitions(chdb_client, 3, now=now).dropped == ["202505", "202506"]
+    for months in (2, 121, "18"):
+        with pytest.raises(ValueError, match="retention"):
+            purge_partitions(chdb_client, months, now=now)  # type: ignore[arg-type]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from consentmw.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        timeout=180,
+        check=False,
+    )
+
+
+def test_cli_schema_report_and_purge_through_chdb(tmp_path: Path) -> None:
+    out = cli("analytics", "clickhouse", "schema", "--table", "stats.hits")
+    assert out.returncode == 0 and "PARTITION BY toYYYYMM(time)" in out.stdout
+    assert "CREATE TABLE IF NOT EXISTS stats.hits" in out.stdout
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    noon = datetime(2026, 11, 30, 12, tzinfo=timezone.utc).timestamp()
+    write_lines(logs / "requests-2026-11-30.jsonl", [rec("/priser", noon)] * 3)
+    old = datetime(2016, 1, 15, tzinfo=timezone.utc).timestamp()
+    write_lines(logs / "requests-2016-01-15.jsonl", [rec("/old", old)])
+    data_dir = tmp_path / "chdb"
+    client = ChdbClient(str(data_dir))
+    load(client, logs)
+    client.close()
+    url = f"chdb://{data_dir}"
+    out = cli("analytics", "clickhouse", "report", "--url", url,
+              "--from", "2026-11-30", "--to", "2026-11-30", "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["pages"] == [{"path": "/priser", "pageviews": 3}]
+    (logs / "LEGAL_HOLD").write_text("police request")
+    out = cli("analytics", "clickhouse", "purge", "--url", url, "--log-dir", str(logs))
+    assert out.returncode == 0, out.stderr
+    assert "suspended by legal hold (police request)" in out.stdout
+    (logs / "LEGAL_HOLD").unlink()
+    out = cli("analytics", "clickhouse", "purge", "--url", url, "--log-dir", str(logs),
+              "--retention-months", "120")  # fmt: skip
+    assert out.returncode == 0 and "dropped partition 201601" in out.stdout, out.stderr
+    for bad in (
+        ["purge", "--url", url, "--retention-months", "2"],
+        ["report", "--url", "mysql://x"],
+        ["report", "--url", url, "--table", "a;b"],
+    ):
+        out = cli("analytics", "clickhouse", *bad)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, (bad, out.stderr)
+
+
+def test_open_client_refuses_unknown_urls_and_hides_passwords() -> None:
+    with pytest.raises(ValueError, match="must start with"):
+        open_client("postgres://x")
+    pytest.importorskip("clickhouse_connect", reason="the clickhouse extra is in the test extra")
+    from consentmw.analytics.clickhouse import ConnectClient
+
+    assert "s3cret" not in repr(ConnectClient(object()))
