@@ -232,3 +232,82 @@ def test_open_client_refuses_unknown_urls_and_hides_passwords() -> None:
     from consentmw.analytics.clickhouse import ConnectClient
 
     assert "s3cret" not in repr(ConnectClient(object()))
+
+
+VECTOR = ROOT / "examples" / "clickhouse" / "vector.toml"
+
+
+def vector_config() -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    return tomllib.loads(VECTOR.read_text())
+
+
+def remap_keys(config: dict[str, Any]) -> list[str]:
+    import re
+
+    source = config["transforms"]["consentmw_rows"]["source"]
+    return re.findall(r'^\s+"(\w+)": record\.(\w+),?$', source, re.M)
+
+
+def test_vector_config_reads_the_period_files_and_sends_the_schema_columns() -> None:
+    from fnmatch import fnmatch
+
+    from consentmw.analytics.clickhouse.schema import DEFAULT_TABLE, TABLE_COLUMNS
+
+    config = vector_config()
+    source = config["sources"]["consentmw_requests"]
+    assert source["type"] == "file" and source["read_from"] == "beginning"
+
+    def read(path: str) -> bool:
+        return any(fnmatch(path, g) for g in source["include"]) and not any(
+            fnmatch(path, g) for g in source["exclude"]
+        )
+
+    for name in ("requests-2026-11-20.jsonl", "requests-2026-11-20T13.jsonl"):
+        assert read(f"/var/log/consentmw/{name}") and read(f"/var/log/consentmw/web-2/{name}")
+    for name in ("requests-2026-11-20.jsonl.gz", ".tmp-1-2-requests-2026-11-20.jsonl.gz",
+                 "requests-2026-11-20.parquet", "LEGAL_HOLD"):  # fmt: skip
+        assert not read(f"/var/log/consentmw/{name}"), name
+    remap = config["transforms"]["consentmw_rows"]
+    assert remap["inputs"] == ["consentmw_requests"] and remap["drop_on_error"] is True
+    keys = remap_keys(config)
+    assert [k for k, v in keys if k == v] == list(TABLE_COLUMNS)  # no ip, isp, bytes ...
+    sink = config["sinks"]["clickhouse"]
+    assert sink["inputs"] == ["consentmw_rows"] and sink["type"] == "clickhouse"
+    assert f"{sink['database']}.{sink['table']}" == DEFAULT_TABLE
+    assert sink["date_time_best_effort"] is True and sink["skip_unknown_fields"] is True
+    assert sink["auth"]["password"] == "${CLICKHOUSE_PASSWORD}"  # never a literal secret
+    assert sink["acknowledgements"]["enabled"] is True
+
+
+def test_what_vector_sends_gives_the_duckdb_report(
+    tmp_path: Path, chdb_client: ChdbClient
+) -> None:
+    """The remap's object per line, inserted as the sink inserts (JSONEachRow, best-effort
+    times, absent keys to their defaults), gives the embedded engine's report."""
+    import gzip
+
+    _generator().generate(tmp_path, 6000, days=3, visitors=True, end=END, seed=3)
+    keys = [k for k, _ in remap_keys(vector_config())]
+    rows = []
+    for path in sorted(tmp_path.glob("requests-*")):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as fh:
+            for line in fh:
+                record = json.loads(line)
+                rows.append(json.dumps({k: record.get(k) for k in keys}))
+    chdb_client.command("CREATE DATABASE IF NOT EXISTS consentmw")
+    chdb_client.command(create_table_sql())
+    chdb_client.command(
+        "INSERT INTO consentmw.requests SETTINGS date_time_input_format = 'best_effort', "
+        "input_format_skip_unknown_fields = 1 FORMAT JSONEachRow " + "\n".join(rows)
+    )
+    first = END - timedelta(days=2)
+    duck = build_report(tmp_path, first, END, timezone="Europe/Oslo").to_dict()
+    house = ClickHouseEngine(chdb_client).report(first, END, timezone="Europe/Oslo").to_dict()
+    same(duck, house)
+    assert duck["pageviews"] > 500
