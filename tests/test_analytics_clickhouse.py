@@ -311,3 +311,41 @@ def test_what_vector_sends_gives_the_duckdb_report(
     house = ClickHouseEngine(chdb_client).report(first, END, timezone="Europe/Oslo").to_dict()
     same(duck, house)
     assert duck["pageviews"] > 500
+
+
+def test_clickhouse_connect_over_http_gives_the_duckdb_report_and_purges(
+    tmp_path: Path,
+) -> None:
+    """The clickhouse-connect adapter, its HTTP transport and Native reader, against
+    ClickHouse's HTTP interface (served by chDB in this process)."""
+    pytest.importorskip("clickhouse_connect", reason="the clickhouse extra is in the test extra")
+    from consentmw.analytics.clickhouse import ConnectClient
+    from tests.clickhouse_http import ChdbHTTPServer
+
+    logs = tmp_path / "logs"
+    _generator().generate(logs, 8000, days=3, visitors=True, end=END, seed=5)
+    server = ChdbHTTPServer(str(tmp_path / "chdb"))
+    try:
+        client = open_client(server.url)
+        assert isinstance(client, ConnectClient)
+        client.command("CREATE DATABASE IF NOT EXISTS consentmw")
+        client.command(create_table_sql())
+        client.command(
+            f"INSERT INTO consentmw.requests SELECT * FROM file('{logs}/requests-*', "
+            "'JSONEachRow') SETTINGS date_time_input_format = 'best_effort', "
+            "input_format_skip_unknown_fields = 1"
+        )
+        first = END - timedelta(days=2)
+        duck = build_report(logs, first, END, timezone="Europe/Oslo").to_dict()
+        engine = ClickHouseEngine(client)
+        house = engine.report(first, END, timezone="Europe/Oslo").to_dict()
+        same(duck, house)
+        now = datetime(2028, 12, 1, tzinfo=timezone.utc).timestamp()
+        (logs / "LEGAL_HOLD").write_text("case 7")
+        held = purge_partitions(client, 18, now=now, hold_directory=logs)
+        assert held.held == "case 7" and held.expired == ["202611"] and not held.dropped
+        done = purge_partitions(client, 18, now=now)
+        assert done.dropped == ["202611"] and engine.report(first, END).to_dict()["pageviews"] == 0
+        client.close()
+    finally:
+        server.close()
