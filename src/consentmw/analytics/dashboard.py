@@ -3,7 +3,9 @@
     app.mount("/stats", Dashboard(directory="logs", authorize=lambda request: ...))
 
 ``authorize`` is required: it receives the Starlette ``Request`` and returns ``True``
-(allowed), ``False`` (403) or ``None`` (401, not signed in); it may be async. The page is
+(allowed), ``False`` (403) or ``None`` (401, not signed in); it may be async. With HTTP
+authentication, ``challenge`` (e.g. ``'Basic realm="Analytics"'``) is the 401's
+``WWW-Authenticate``, without which a browser never asks for the password. The page is
 the HTML report (no script, inline SVG), rendered per request off the event loop.
 """
 
@@ -40,6 +42,7 @@ class Dashboard:
         consent: ConsentCounts | None = None,
         title: str = "Analytics",
         top: int = 10,
+        challenge: str | None = None,
     ) -> None:
         if authorize is None or not callable(authorize):
             raise ValueError(
@@ -51,6 +54,7 @@ class Dashboard:
         self.consent = consent
         self.title = title
         self.top = top
+        self.challenge = challenge
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -60,7 +64,11 @@ class Dashboard:
         if inspect.isawaitable(allowed):
             allowed = await allowed
         if allowed is None:
-            response: Any = PlainTextResponse("Sign in to see the analytics.", status_code=401)
+            response: Any = PlainTextResponse(
+                "Sign in to see the analytics.",
+                status_code=401,
+                headers={"WWW-Authenticate": self.challenge} if self.challenge else None,
+            )
         elif allowed is not True:
             response = PlainTextResponse("Not allowed.", status_code=403)
         elif request.method not in ("GET", "HEAD"):
