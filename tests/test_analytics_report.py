@@ -320,3 +320,9 @@ def test_a_page_view_in_the_last_half_second_of_a_day_stays_in_that_day(tmp_path
     assert data["pageviews"] == 2
     assert data["series"]["day"] == [{"date": "2026-11-20", "pageviews": 2}]
     assert data["series"]["hour"][23]["pageviews"] == 1
+
+
+def test_html_says_when_consent_decisions_were_not_counted(tmp_path: Path) -> None:
+    page = render_html(report(tmp_path))
+    assert "Decisions from none" not in page
+    assert "Decisions are not counted: the report was made without the receipt store." in page
