@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -223,6 +224,16 @@ def test_cli_schema_report_and_purge_through_chdb(tmp_path: Path) -> None:
     ):
         out = cli("analytics", "clickhouse", *bad)
         assert out.returncode == 2 and "Traceback" not in out.stderr, (bad, out.stderr)
+    # no server there, or a table that does not exist: a message, not a traceback
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://reader:s3cret@127.0.0.1:{s.getsockname()[1]}"
+    for bad in (["report", "--url", closed], ["report", "--url", url, "--table", "no.such"]):
+        out = cli("analytics", "clickhouse", *bad)
+        assert out.returncode == 1 and "consentmw: ClickHouse: " in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and "s3cret" not in out.stderr
+    out = cli("analytics", "clickhouse", "purge", "--url", url, "--table", "no.such")
+    assert out.returncode == 2 and "there is no table no.such" in out.stderr, out.stderr
 
 
 def test_open_client_refuses_unknown_urls_and_hides_passwords() -> None:

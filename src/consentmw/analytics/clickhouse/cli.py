@@ -96,8 +96,14 @@ def _open(args: argparse.Namespace) -> Any:
     return open_client(args.url)
 
 
+def _unreachable(exc: Exception) -> int:
+    print(f"consentmw: ClickHouse: {str(exc).strip().splitlines()[0][:500]}", file=sys.stderr)
+    return 1
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from consentmw.analytics.cli import period_from_args
+    from consentmw.analytics.clickhouse.client import client_errors
     from consentmw.analytics.clickhouse.engine import ClickHouseEngine
     from consentmw.analytics.render import render_html, render_table
     from consentmw.requestlog.periods import load_timezone
@@ -110,6 +116,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         client = _open(args)
     except ValueError as exc:
         return _fail(str(exc))
+    except client_errors() as exc:
+        return _unreachable(exc)
     consent = store = None
     try:
         if args.records_url:
@@ -120,6 +128,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             consent = ReceiptConsentCounts(store)
         engine = ClickHouseEngine(client, args.table)
         data = engine.report(first, last, timezone=tz.key, top=args.top, consent=consent)
+    except client_errors() as exc:
+        return _unreachable(exc)
     finally:
         client.close()
         if store is not None:
@@ -139,6 +149,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    from consentmw.analytics.clickhouse.client import client_errors
     from consentmw.analytics.clickhouse.purge import purge_partitions
 
     try:
@@ -146,6 +157,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
         client = _open(args)
     except ValueError as exc:
         return _fail(str(exc))
+    except client_errors() as exc:
+        return _unreachable(exc)
     try:
         result = purge_partitions(
             client,
@@ -155,6 +168,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
             hold_directory=args.log_dir,
             dry_run=args.dry_run,
         )
+    except client_errors() as exc:
+        return _unreachable(exc)
     finally:
         client.close()
     if result.held is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-__all__ = ["ChdbClient", "Client", "ConnectClient", "open_client"]
+__all__ = ["ChdbClient", "Client", "ConnectClient", "client_errors", "open_client"]
 
 INSTALL_HINT = "install the clickhouse extra: pip install 'consentmw[clickhouse]'"
 
@@ -81,3 +81,16 @@ def open_client(url: str) -> Client:
     if url.startswith(("clickhouse://", "clickhouses://", "http://", "https://")):
         return ConnectClient.from_dsn(url)
     raise ValueError("the ClickHouse URL must start with clickhouse://, https:// or chdb:")
+
+
+def client_errors() -> tuple[type[Exception], ...]:
+    """What a failed query or connection raises: chDB's errors are ``RuntimeError``s,
+    clickhouse-connect's derive from its ``ClickHouseError``."""
+    errors: list[type[Exception]] = [RuntimeError]
+    try:
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+    except ImportError:
+        pass
+    else:
+        errors.append(ClickHouseError)
+    return tuple(errors)

@@ -59,6 +59,13 @@ def purge_partitions(
     moment = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
     cutoff = months_before(moment, months)
     where = "database = " + ("{db:String}" if database else "currentDatabase()")
+    found = client.query_dicts(
+        f"SELECT count() AS n FROM system.tables WHERE {where} AND name = {{name:String}}",
+        {"db": database or "", "name": name},
+    )
+    if not found[0]["n"]:
+        # a misspelt table would make every daily purge a silent no-op
+        raise ValueError(f"there is no table {table}")
     parts = client.query_dicts(
         "SELECT partition_id AS id, sum(rows) AS n FROM system.parts "
         f"WHERE {where} AND table = {{name:String}} AND active "
