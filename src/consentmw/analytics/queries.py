@@ -24,7 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["CLICKHOUSE", "DIMENSIONS", "DUCKDB", "QUARTER", "Dialect", "ReportQueries"]
+__all__ = [
+    "CLICKHOUSE", "DIMENSIONS", "DUCKDB", "GROUPING_IDS", "QUARTER", "Dialect", "ReportQueries",
+]  # fmt: skip
 
 #: Ranked dimensions of page views: report key -> column.
 DIMENSIONS = {
@@ -40,6 +42,28 @@ DIMENSIONS = {
 }
 _SERIES = {"quarter": "q", "consent_quarter": "q, consent"}
 QUARTER = 900  # seconds: every zone's offset is a multiple, so local hours and days add up
+_GROUPED = [*DIMENSIONS.values(), "q", "consent"]
+
+
+def _grouping_ids() -> dict[str, int]:
+    """Each grouping set's id: one bit per grouped column, set when it is not in the set
+    (the SQL standard's ``GROUPING``, which both dialects follow)."""
+    everything = (1 << len(_GROUPED)) - 1
+
+    def mask(cols: str) -> int:
+        m = everything
+        for col in cols.split(", "):
+            m &= ~(1 << (len(_GROUPED) - 1 - _GROUPED.index(col)))
+        return m
+
+    ids = {"total": everything}
+    ids.update({name: mask(col) for name, col in DIMENSIONS.items()})
+    ids.update({name: mask(cols) for name, cols in _SERIES.items()})
+    return ids
+
+
+#: Report part -> the grouping id of its rows in :meth:`ReportQueries.grouping`.
+GROUPING_IDS = _grouping_ids()
 
 
 @dataclass(frozen=True)
@@ -104,35 +128,20 @@ class ReportQueries:
     def _day(self) -> str:
         return self.dialect.local_date.format(tz=zone_literal(self.tz))
 
-    def grouping(self, top: int) -> tuple[str, dict[str, int]]:
-        """One scan, every grouping; returns the SQL and each set's grouping id.
+    def grouping(self, top: int) -> str:
+        """One scan, every grouping; each row's ``g`` is in :data:`GROUPING_IDS`.
 
         Only page views are grouped. Time is grouped in UTC quarter hours (an integer, no
         time-zone arithmetic per row); local hours and days are summed from them afterwards.
         """
-        columns = [*DIMENSIONS.values(), "q", "consent"]
-        everything = (1 << len(columns)) - 1
-
-        def mask(cols: str) -> int:
-            m = everything
-            for col in cols.split(", "):
-                m &= ~(1 << (len(columns) - 1 - columns.index(col)))
-            return m
-
-        ids: dict[str, int] = {"total": everything}
-        sets = ["()"]
-        for name, col in DIMENSIONS.items():
-            sets.append(f"({col})")
-            ids[name] = mask(col)
-        for name, cols in _SERIES.items():
-            sets.append(f"({cols})")
-            ids[name] = mask(cols)
-        ranked = ", ".join(str(ids[n]) for n in DIMENSIONS)
+        sets = ["()", *(f"({col})" for col in DIMENSIONS.values())]
+        sets += [f"({cols})" for cols in _SERIES.values()]
+        ranked = ", ".join(str(GROUPING_IDS[n]) for n in DIMENSIONS)
         # outside its own grouping set a dimension is NULL: the coalesce is the set's value
         value = f"coalesce({', '.join(DIMENSIONS.values())})"
-        sql = f"""
+        return f"""
             SELECT * FROM (
-                SELECT {self.dialect.grouping}({", ".join(columns)}) AS g, {", ".join(columns)},
+                SELECT {self.dialect.grouping}({", ".join(_GROUPED)}) AS g, {", ".join(_GROUPED)},
                        count(*) AS n, count(DISTINCT visitor) AS v,
                        count(visitor) AS keyed, count(country) AS located, {value} AS k
                 FROM (
@@ -146,7 +155,6 @@ class ReportQueries:
                     <= {int(top)}
             {self.dialect.settings}
         """
-        return sql, ids
 
     def kinds(self) -> str:
         return (

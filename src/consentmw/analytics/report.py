@@ -20,7 +20,13 @@ from zoneinfo import ZoneInfo
 
 from consentmw.analytics.consentcounts import ConsentCounts, NoConsentCounts
 from consentmw.analytics.kind import DEFAULT_CONSENT_PREFIX, KINDS
-from consentmw.analytics.queries import DIMENSIONS, DUCKDB, QUARTER, ReportQueries
+from consentmw.analytics.queries import (
+    DIMENSIONS,
+    DUCKDB,
+    GROUPING_IDS,
+    QUARTER,
+    ReportQueries,
+)
 from consentmw.analytics.sources import find_periods
 
 __all__ = [
@@ -139,10 +145,9 @@ class Rows:
 def run_queries(fetch: Fetch, queries: ReportQueries, top: int) -> Rows:
     """Run the report's queries through ``fetch`` (SQL -> rows as dicts, with the
     period's ``start`` and ``end`` bound by the engine)."""
-    sql, ids = queries.grouping(top + 1)  # one spare: a NULL campaign row may take a place
-    found = fetch(sql)
+    found = fetch(queries.grouping(top + 1))  # one spare: a NULL campaign row may take a place
     kinds = {r["kind"]: int(r["n"]) for r in fetch(queries.kinds())}
-    total = next((r for r in found if r["g"] == ids["total"]), None)
+    total = next((r for r in found if r["g"] == GROUPING_IDS["total"]), None)
     if not (total and total["keyed"]):
         return Rows(found, kinds, [], [])
     return Rows(found, kinds, fetch(queries.entries(top)), fetch(queries.day_visitors()))
@@ -160,7 +165,7 @@ def assemble(
     """The report from the query results: the same for every engine."""
     found, kinds, entries, day_keys = rows.found, rows.kinds, rows.entries, rows.day_keys
     start, end = _bounds(first, last, tz)
-    sql_ids = ReportQueries(DUCKDB, "requests").grouping(top)[1]
+    sql_ids = GROUPING_IDS
     total = next((r for r in found if r["g"] == sql_ids["total"]), None)
     pageviews = total["n"] if total else 0
     keyed = bool(total and total["keyed"])
