@@ -360,3 +360,22 @@ def test_clickhouse_connect_over_http_gives_the_duckdb_report_and_purges(
         client.close()
     finally:
         server.close()
+
+
+async def test_the_dashboard_reads_a_clickhouse_engine(
+    tmp_path: Path, chdb_client: ChdbClient
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from consentmw.analytics import Dashboard
+    from tests.test_analytics_dashboard import get
+
+    noon = datetime(2026, 11, 30, 12, tzinfo=timezone.utc).timestamp()
+    write_lines(tmp_path / "requests-2026-11-30.jsonl", [rec("/fra-clickhouse", noon)] * 2)
+    load(chdb_client, tmp_path)
+    dash = Dashboard(engine=ClickHouseEngine(chdb_client), authorize=lambda r: True)
+    page = await get(Starlette(routes=[Mount("/s", dash)]), "/s/?from=2026-11-30&to=2026-11-30")
+    assert page.status_code == 200 and "/fra-clickhouse" in page.text
+    with pytest.raises(ValueError, match="one of them"):
+        Dashboard(str(tmp_path), engine=ClickHouseEngine(chdb_client), authorize=lambda r: True)

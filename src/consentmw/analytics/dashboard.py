@@ -1,6 +1,7 @@
 """A mountable ASGI dashboard: the report's numbers and charts, a period picker, consent.
 
     app.mount("/stats", Dashboard(directory="logs", authorize=lambda request: ...))
+    app.mount("/stats", Dashboard(engine=ClickHouseEngine(client), authorize=...))
 
 ``authorize`` is required: it receives the Starlette ``Request`` and returns ``True``
 (allowed), ``False`` (403) or ``None`` (401, not signed in); it may be async. With HTTP
@@ -35,9 +36,10 @@ PRESETS = (("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "12 mo
 class Dashboard:
     def __init__(
         self,
-        directory: str,
+        directory: str | None = None,
         authorize: Authorize | None = None,
         *,
+        engine: Any = None,
         timezone: str = "UTC",
         consent: ConsentCounts | None = None,
         title: str = "Analytics",
@@ -48,7 +50,10 @@ class Dashboard:
             raise ValueError(
                 "Dashboard needs authorize=callable(request) -> bool: analytics are not public"
             )
+        if (directory is None) == (engine is None):
+            raise ValueError("Dashboard reads a log directory or an engine (one of them)")
         self.directory = directory
+        self.engine = engine  # e.g. a ClickHouseEngine: anything with .report(first, last)
         self.authorize = authorize
         self.tz = ZoneInfo(timezone)
         self.consent = consent
@@ -103,6 +108,11 @@ class Dashboard:
         return today - timedelta(days=int(days) - 1), today, days
 
     def _report(self, first: date, last: date) -> dict[str, Any]:
+        if self.engine is not None:
+            return self.engine.report(
+                first, last, timezone=self.tz.key, top=self.top, consent=self.consent
+            ).to_dict()
+        assert self.directory is not None
         return build_report(
             self.directory, first, last, timezone=self.tz.key, top=self.top, consent=self.consent
         ).to_dict()
