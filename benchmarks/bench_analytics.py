@@ -12,7 +12,11 @@ also counts waiting for a core) and peak RSS (``ru_maxrss``). Engines:
 - ``duckdb-columnar``: the same report after the Parquet copies of closed periods exist
   (the copy is made once per period, timed separately as ``columnar-sync``);
 - ``chdb-json``: chDB (ClickHouse in-process) on the JSON-lines files, the report's main
-  grouping query in ClickHouse SQL (one scan, ``GROUPING SETS``).
+  grouping query in ClickHouse SQL (one scan, ``GROUPING SETS``);
+- ``chdb-load``: every period file into a MergeTree table of the ClickHouse schema
+  (``consentmw.analytics.clickhouse``), in a chDB directory beside the data: what the
+  shipper does over the days, done at once;
+- ``chdb-mergetree``: the whole report (``ClickHouseEngine``) on that table.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINES = ("duckdb-json", "columnar-sync", "duckdb-columnar", "chdb-json")
+ENGINES = (
+    "duckdb-json", "columnar-sync", "duckdb-columnar", "chdb-json", "chdb-load", "chdb-mergetree",
+)  # fmt: skip
 
 CHILD = r"""
 import json, resource, sys, time
@@ -39,6 +45,23 @@ if engine in ("duckdb-json", "duckdb-columnar"):
     from consentmw.analytics.report import build_report
     r = build_report(directory, date.fromisoformat(first), date.fromisoformat(last)).to_dict()
     summary = {{"pageviews": r["pageviews"], "sources": r["sources"]}}
+elif engine in ("chdb-load", "chdb-mergetree"):
+    from consentmw.analytics.clickhouse import ChdbClient, ClickHouseEngine, create_table_sql
+    client = ChdbClient(directory + ".chdb")
+    if engine == "chdb-load":
+        client.command("CREATE DATABASE IF NOT EXISTS consentmw")
+        client.command(create_table_sql())
+        client.command(
+            f"INSERT INTO consentmw.requests SELECT * FROM file('{{directory}}/requests-*', "
+            "'JSONEachRow') SETTINGS date_time_input_format = 'best_effort', "
+            "input_format_skip_unknown_fields = 1, max_threads = 2")
+        client.command("OPTIMIZE TABLE consentmw.requests FINAL")
+        n = client.query_dicts("SELECT count() AS n FROM consentmw.requests", {{}})[0]["n"]
+        summary = {{"rows": n}}
+    else:
+        r = ClickHouseEngine(client).report(
+            date.fromisoformat(first), date.fromisoformat(last)).to_dict()
+        summary = {{"pageviews": r["pageviews"]}}
 elif engine == "columnar-sync":
     from consentmw.analytics.columnar import sync
     s = sync(directory)

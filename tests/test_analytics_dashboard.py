@@ -51,3 +51,14 @@ async def test_dashboard_answers_only_the_authorized(tmp_path: Path) -> None:
     # bad period parameters fall back to the default period, never a 5xx
     for query in ("?from=x&to=y", "?days=9999", "?from=2026-12-01&to=2026-01-01"):
         assert (await get(app, "/stats/" + query, "admin")).status_code == 200
+
+
+async def test_a_401_carries_the_challenge_so_a_browser_asks_for_the_password(
+    tmp_path: Path,
+) -> None:
+    from starlette.applications import Starlette as App
+
+    dash = Dashboard(str(tmp_path), authorize=lambda r: None, challenge='Basic realm="Stats"')
+    response = await get(App(routes=[Mount("/stats", dash)]), "/stats/")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Basic realm="Stats"'

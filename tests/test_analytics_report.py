@@ -351,3 +351,19 @@ def test_cli_without_the_engine_says_what_to_install(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "install the analytics extra: pip install 'consentmw[analytics]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_page_view_in_the_last_half_second_of_a_day_stays_in_that_day(tmp_path: Path) -> None:
+    # epoch seconds were cast (rounded) to an integer: 23:59:59.700 moved to the next day
+    late = datetime(2026, 11, 20, 23, 59, 59, 700000, tzinfo=timezone.utc).timestamp()
+    write_lines(tmp_path / "requests-2026-11-20.jsonl", [rec("/", late), rec("/", NOON)])
+    data = report(tmp_path)
+    assert data["pageviews"] == 2
+    assert data["series"]["day"] == [{"date": "2026-11-20", "pageviews": 2}]
+    assert data["series"]["hour"][23]["pageviews"] == 1
+
+
+def test_html_says_when_consent_decisions_were_not_counted(tmp_path: Path) -> None:
+    page = render_html(report(tmp_path))
+    assert "Decisions from none" not in page
+    assert "Decisions are not counted: the report was made without the receipt store." in page

@@ -16,7 +16,7 @@ from .conftest import free_port
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, list[str]]]:
     tmp = tmp_path_factory.mktemp("demo")
     port = free_port()
     proc = subprocess.Popen(
@@ -35,7 +35,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     else:
         proc.kill()
         raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "demo did not start")
-    yield base, tmp
+    assert proc.stdout is not None
+    started = [proc.stdout.readline().decode(), proc.stdout.readline().decode()]
+    yield base, tmp, started
     proc.terminate()
     proc.wait(timeout=15)
 
@@ -45,8 +47,8 @@ def names(response: httpx.Response) -> list[str]:
 
 
 @pytest.mark.slow
-def test_demo_site_enforces_consent(demo: tuple[str, Path]) -> None:
-    base, tmp = demo
+def test_demo_site_enforces_consent(demo: tuple[str, Path, list[str]]) -> None:
+    base, tmp, _ = demo
     with httpx.Client(base_url=base) as client:
         home = client.get("/")
         assert home.status_code == 200 and "data-consentmw-snippet" in home.text
@@ -76,3 +78,22 @@ def test_demo_site_enforces_consent(demo: tuple[str, Path]) -> None:
     assert lines, "the demo wrote no request log"
     assert all(line["ip"] == "127.0.0.0" for line in lines)
     assert "127.0.0.1" not in json.dumps(lines)
+
+
+@pytest.mark.slow
+def test_demo_dashboard_behind_the_printed_password(demo: tuple[str, Path, list[str]]) -> None:
+    from consentmw.demo import DASHBOARD_PASSWORD, DASHBOARD_PATH, DASHBOARD_USER
+
+    base, _, started = demo
+    assert f"{base}{DASHBOARD_PATH}/" in started[1]
+    assert repr(DASHBOARD_USER) in started[1] and repr(DASHBOARD_PASSWORD) in started[1]
+    url = base + DASHBOARD_PATH + "/"
+    anonymous = httpx.get(url)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Basic realm=")
+    assert httpx.get(url, auth=(DASHBOARD_USER, "wrong")).status_code == 401
+    page = httpx.get(url, auth=(DASHBOARD_USER, DASHBOARD_PASSWORD))
+    assert page.status_code == 200 and "Page views" in page.text
+    assert "data-consentmw-snippet" not in page.text  # outside the consent middleware
+    assert not any(c.startswith("_ga") for c in page.headers.get_list("set-cookie"))
+    assert httpx.get(base + "/statistikk").status_code == 200  # the site's page is still there

@@ -24,21 +24,31 @@ example:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
     try:
         import uvicorn
     except ImportError:
         print("consentmw: the demo needs uvicorn: pip install 'consentmw[demo]'", file=sys.stderr)
         return 1
 
-    from .demo import DEMO_GA_ID, create_app
+    from . import demo
     from .privacy.logconfig import logging_config
 
-    app = create_app(
-        google_analytics_id=args.ga_id or DEMO_GA_ID,
+    app = demo.create_app(
+        google_analytics_id=args.ga_id or demo.DEMO_GA_ID,
         log_directory=args.log_dir,
         records_url=args.records_url,
+        dashboard=True,
     )
-    print(f"consentmw demo on http://{args.host}:{args.port}/  (Ctrl+C stops)", flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"consentmw demo on {base}/  (Ctrl+C stops)", flush=True)
+    if args.log_dir and find_spec("duckdb"):
+        print(
+            f"analytics dashboard: {base}{demo.DASHBOARD_PATH}/  user {demo.DASHBOARD_USER!r}, "
+            f"password {demo.DASHBOARD_PASSWORD!r}",
+            flush=True,
+        )
     # uvicorn's own access log, masked and without query strings, as the request log.
     uvicorn.run(app, host=args.host, port=args.port, log_config=logging_config())
     return 0

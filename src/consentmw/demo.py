@@ -8,9 +8,12 @@ page's handler tries to set Google Analytics cookies, which only pass after cons
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import secrets
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -18,13 +21,18 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import consent_state
 from .middleware import ConsentMiddleware
 
 DEMO_GA_ID = "G-DEMO000000"
+# The demo's analytics dashboard: a fixed password, printed when the demo starts. A demo
+# on a laptop, not a secret; a real site passes its own sign-in as ``authorize``.
+DASHBOARD_PATH = "/statistikk/dashboard"
+DASHBOARD_USER = "admin"
+DASHBOARD_PASSWORD = "pling-demo"
 
 _NAV = {
     "nb": (
@@ -208,6 +216,46 @@ async def logout(request: Request) -> Response:
     return response
 
 
+def basic_auth(user: str, password: str) -> Callable[[Request], bool | None]:
+    """A Dashboard ``authorize``: HTTP Basic with one user; ``None`` (401) asks again."""
+    expected = f"{user}:{password}".encode()
+
+    def authorize(request: Request) -> bool | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            given = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return True if secrets.compare_digest(given, expected) else None
+
+    return authorize
+
+
+def _with_dashboard(app: ASGIApp, log_directory: str | Path, records_url: str | None) -> ASGIApp:
+    """Mount the analytics dashboard beside the site, outside the consent and request-log
+    middleware: an administrator's page gets no banner and is not a page view."""
+    try:
+        from .analytics import Dashboard
+        from .analytics.consentcounts import ReceiptConsentCounts
+    except ImportError:  # the analytics extra is not installed
+        return app
+    consent = None
+    if records_url:
+        from .records import open_store
+
+        consent = ReceiptConsentCounts(open_store(records_url))
+    dashboard = Dashboard(
+        str(log_directory),
+        authorize=basic_auth(DASHBOARD_USER, DASHBOARD_PASSWORD),
+        consent=consent,
+        title="Front demo: analytics",
+        challenge='Basic realm="consentmw demo analytics"',
+    )
+    return Router(routes=[Mount(DASHBOARD_PATH, app=dashboard), Mount("", app=app)])
+
+
 class FakeLoadBalancer:
     """Sets an AWSALB routing cookie the way AWS's load balancer does."""
 
@@ -233,8 +281,11 @@ def create_app(
     google_analytics_id: str | None = DEMO_GA_ID,
     log_directory: str | Path | None = None,
     records_url: str | None = None,
+    dashboard: bool = False,
 ) -> ASGIApp:
-    """The demo site wrapped in ConsentMiddleware (and the request log when asked)."""
+    """The demo site wrapped in ConsentMiddleware (and the request log when asked); with
+    ``dashboard`` and a log directory, the analytics dashboard at :data:`DASHBOARD_PATH`
+    (user :data:`DASHBOARD_USER`, password :data:`DASHBOARD_PASSWORD`)."""
     site = Starlette(
         routes=[
             Route("/", home),
@@ -261,4 +312,6 @@ def create_app(
         from .requestlog import RequestLogMiddleware
 
         app = RequestLogMiddleware(app, directory=log_directory)
+        if dashboard:
+            app = _with_dashboard(app, log_directory, records_url)
     return FakeLoadBalancer(app)

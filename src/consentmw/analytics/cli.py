@@ -1,4 +1,5 @@
-"""``consentmw analytics report DIR [--since 30d | --from DATE --to DATE] [--json] [--html OUT]``.
+"""``consentmw analytics report DIR [--since 30d | --from DATE --to DATE] [--json] [--html OUT]``
+and ``consentmw analytics clickhouse ...`` (:mod:`.clickhouse.cli`).
 
 Registering the command needs nothing beyond the standard library; running it needs the
 query engine, and says how to install it when it is missing.
@@ -28,7 +29,7 @@ def register_cli(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     analytics.set_defaults(func=lambda args: _usage(analytics))
-    sub = analytics.add_subparsers(dest="analytics_command", metavar="{report}")
+    sub = analytics.add_subparsers(dest="analytics_command", metavar="{report,clickhouse}")
     r = sub.add_parser(
         "report",
         help="page views, sources, audiences and consent for a period",
@@ -38,6 +39,20 @@ def register_cli(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("directory", help="request log directory (subdirectories: one per host)")
+    add_period_options(r)
+    r.add_argument(
+        "--columnar",
+        action="store_true",
+        help="first write missing Parquet copies of closed periods (needs write access)",
+    )
+    r.set_defaults(func=cmd_report)
+    from consentmw.analytics.clickhouse.cli import register_cli as register_clickhouse
+
+    register_clickhouse(sub, add_period_options)
+
+
+def add_period_options(r: argparse.ArgumentParser) -> None:
+    """The period, output and consent options of a report (files or ClickHouse)."""
     r.add_argument("--since", default=None, help="the last N days, e.g. 30d (default 30d)")
     r.add_argument("--from", dest="first", metavar="DATE", help="first day, YYYY-MM-DD")
     r.add_argument("--to", dest="last", metavar="DATE", help="last day, YYYY-MM-DD")
@@ -50,12 +65,6 @@ def register_cli(subparsers: Any) -> None:
         default=os.environ.get("CONSENTMW_RECORDS_URL"),
         help="receipt store for the consent figures (default $CONSENTMW_RECORDS_URL)",
     )
-    r.add_argument(
-        "--columnar",
-        action="store_true",
-        help="first write missing Parquet copies of closed periods (needs write access)",
-    )
-    r.set_defaults(func=cmd_report)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

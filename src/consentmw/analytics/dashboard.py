@@ -1,9 +1,12 @@
 """A mountable ASGI dashboard: the report's numbers and charts, a period picker, consent.
 
     app.mount("/stats", Dashboard(directory="logs", authorize=lambda request: ...))
+    app.mount("/stats", Dashboard(engine=ClickHouseEngine(client), authorize=...))
 
 ``authorize`` is required: it receives the Starlette ``Request`` and returns ``True``
-(allowed), ``False`` (403) or ``None`` (401, not signed in); it may be async. The page is
+(allowed), ``False`` (403) or ``None`` (401, not signed in); it may be async. With HTTP
+authentication, ``challenge`` (e.g. ``'Basic realm="Analytics"'``) is the 401's
+``WWW-Authenticate``, without which a browser never asks for the password. The page is
 the HTML report (no script, inline SVG), rendered per request off the event loop.
 """
 
@@ -33,24 +36,30 @@ PRESETS = (("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "12 mo
 class Dashboard:
     def __init__(
         self,
-        directory: str,
+        directory: str | None = None,
         authorize: Authorize | None = None,
         *,
+        engine: Any = None,
         timezone: str = "UTC",
         consent: ConsentCounts | None = None,
         title: str = "Analytics",
         top: int = 10,
+        challenge: str | None = None,
     ) -> None:
         if authorize is None or not callable(authorize):
             raise ValueError(
                 "Dashboard needs authorize=callable(request) -> bool: analytics are not public"
             )
+        if (directory is None) == (engine is None):
+            raise ValueError("Dashboard reads a log directory or an engine (one of them)")
         self.directory = directory
+        self.engine = engine  # e.g. a ClickHouseEngine: anything with .report(first, last)
         self.authorize = authorize
         self.tz = ZoneInfo(timezone)
         self.consent = consent
         self.title = title
         self.top = top
+        self.challenge = challenge
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -60,7 +69,11 @@ class Dashboard:
         if inspect.isawaitable(allowed):
             allowed = await allowed
         if allowed is None:
-            response: Any = PlainTextResponse("Sign in to see the analytics.", status_code=401)
+            response: Any = PlainTextResponse(
+                "Sign in to see the analytics.",
+                status_code=401,
+                headers={"WWW-Authenticate": self.challenge} if self.challenge else None,
+            )
         elif allowed is not True:
             response = PlainTextResponse("Not allowed.", status_code=403)
         elif request.method not in ("GET", "HEAD"):
@@ -95,6 +108,11 @@ class Dashboard:
         return today - timedelta(days=int(days) - 1), today, days
 
     def _report(self, first: date, last: date) -> dict[str, Any]:
+        if self.engine is not None:
+            return self.engine.report(
+                first, last, timezone=self.tz.key, top=self.top, consent=self.consent
+            ).to_dict()
+        assert self.directory is not None
         return build_report(
             self.directory, first, last, timezone=self.tz.key, top=self.top, consent=self.consent
         ).to_dict()

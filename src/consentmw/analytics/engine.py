@@ -11,7 +11,7 @@ skipped. DuckDB runs with a memory limit and spills beyond it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +161,8 @@ def requests_view(
 
 
 def fetch_dicts(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
 ) -> list[dict[str, Any]]:
-    cur = con.execute(sql, list(params))
+    cur = con.execute(sql, params if isinstance(params, Mapping) else list(params))
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

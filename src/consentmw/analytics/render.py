@@ -105,6 +105,8 @@ th.n,td.n{text-align:right;width:5.5rem;font-variant-numeric:tabular-nums}
 td.k{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 td.k span{display:block;height:4px;background:var(--bar);border-radius:2px;margin-top:2px}
 svg{display:block;width:100%;height:auto}
+.axis{display:flex;justify-content:space-between;gap:.5rem;margin:.2rem 0 0;
+ font-size:.85rem;color:var(--muted)}
 .muted{color:var(--muted)}
 a{color:#1a4f8b}
 """
@@ -153,16 +155,13 @@ def bar_chart(values: list[tuple[str, int]], label: str, height: int = 160) -> s
             f'width="{slot * 0.8:.1f}" height="{h:.1f}" fill="#2f5f9e">'
             f"<title>{_esc(x)}: {v}</title></rect>"
         )
-    first, last = (values[0][0], values[-1][0]) if values else ("", "")
     return (
-        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(label)}">'
+        f'<svg viewBox="0 0 {width} {height - 17}" role="img" aria-label="{_esc(label)}">'
         f"<title>{_esc(label)}</title>"
         f'<line x1="0" y1="{height - 18}" x2="{width}" y2="{height - 18}" stroke="#8a8f98"/>'
         + "".join(bars)
-        + f'<text x="0" y="{height - 3}" font-size="12" fill="#4a4a4f">{_esc(first)}</text>'
-        f'<text x="{width}" y="{height - 3}" font-size="12" fill="#4a4a4f" '
-        f'text-anchor="end">{_esc(last)}</text>'
-        f'<text x="4" y="12" font-size="12" fill="#4a4a4f">max {peak}</text></svg>'
+        + "</svg>"
+        + _axis(values, peak)
     )
 
 
@@ -174,17 +173,29 @@ def line_chart(values: list[tuple[str, int]], label: str, height: int = 140) -> 
         f"{width * i / n:.1f},{height - 18 - (height - 24) * v / peak:.1f}"
         for i, (_, v) in enumerate(values)
     )
-    first, last = (values[0][0], values[-1][0]) if values else ("", "")
     return (
-        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(label)}">'
+        f'<svg viewBox="0 0 {width} {height - 17}" role="img" aria-label="{_esc(label)}">'
         f"<title>{_esc(label)}</title>"
         f'<line x1="0" y1="{height - 18}" x2="{width}" y2="{height - 18}" stroke="#8a8f98"/>'
         f'<polyline fill="none" stroke="#2f5f9e" stroke-width="1.5" points="{points}"/>'
-        f'<text x="0" y="{height - 3}" font-size="12" fill="#4a4a4f">{_esc(first)}</text>'
-        f'<text x="{width}" y="{height - 3}" font-size="12" fill="#4a4a4f" '
-        f'text-anchor="end">{_esc(last)}</text>'
-        f'<text x="4" y="12" font-size="12" fill="#4a4a4f">max {peak}</text></svg>'
+        "</svg>" + _axis(values, peak)
     )
+
+
+def _axis(values: list[tuple[str, int]], peak: int) -> str:
+    """The chart's first and last label and its maximum, as text of the page: inside the
+    SVG they would scale with the chart (12 units are 6.5 px on a phone)."""
+    first, last = (values[0][0], values[-1][0]) if values else ("", "")
+    return (
+        f'<p class="axis"><span>{_esc(first)}</span><span>max {peak}</span>'
+        f"<span>{_esc(last)}</span></p>"
+    )
+
+
+def _decisions_from(source: str) -> str:
+    if source == "none":
+        return "Decisions are not counted: the report was made without the receipt store."
+    return f"Decisions come from the {_esc(source)}."
 
 
 def _consent_section(c: dict[str, Any]) -> str:
@@ -207,7 +218,7 @@ def _consent_section(c: dict[str, Any]) -> str:
     ) or '<tr><td class="k muted">none</td><td class="n">0</td></tr>'
     return (
         '<section><h2 id="consent">Consent</h2>'
-        f'<p class="muted">Decisions from {_esc(c["source"])}; page views while undecided '
+        f'<p class="muted">{_decisions_from(c["source"])} Page views while undecided '
         "come from the request log.</p>"
         '<div class="grid"><table><tbody>'
         f"{totals}<tr><th scope=\"row\">Page views while undecided</th>"

@@ -1,50 +1,51 @@
 """The numbers of one period: page views, visitors, pages, sources, audiences, consent.
 
-:func:`build_report` runs a few queries on the ``requests`` view (:mod:`.engine`): one
-scan of the period's page views computes every ranking and both series at once
-(``GROUPING SETS``), one counts requests by kind, and visits need the visitor key.
+:func:`build_report` runs the report's queries (:mod:`.queries`) on the ``requests`` view
+of the embedded engine (:mod:`.engine`); the ClickHouse engine runs the same queries on
+its table. :func:`assemble` turns either's rows into the same report, so this module
+imports no engine itself.
 Visitors, visits, bounce rate and entry pages are ``None`` when no record carries a
 ``visitor`` key, countries when none carries a ``country``: absent data is not a zero.
 
 A visitor key lives one day (its salt is destroyed), so "visitors" over several days
-counts each person once per day they came. A visit is a run of one key's page views with gaps under
-30 minutes; it ends at midnight with the key. Its first page is its entry page, and a
-visit of one page view is a bounce.
+counts each person once per day they came. A visit is a run of one key's page views with
+gaps under 30 minutes (:data:`.queries.VISIT_GAP_MINUTES`); it ends at midnight with the
+key. Its first page is its entry page, and a visit of one page view is a bounce.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
-
 from consentmw.analytics.consentcounts import ConsentCounts, NoConsentCounts
-from consentmw.analytics.engine import connect, fetch_dicts, requests_view
 from consentmw.analytics.kind import DEFAULT_CONSENT_PREFIX, KINDS
+from consentmw.analytics.queries import (
+    DIMENSIONS,
+    DUCKDB,
+    GROUPING_IDS,
+    QUARTER,
+    ReportQueries,
+)
 from consentmw.analytics.sources import find_periods
 
-__all__ = ["DIMENSIONS", "Report", "build_report"]
+__all__ = [
+    "DIMENSIONS",
+    "Report",
+    "Rows",
+    "assemble",
+    "build_report",
+    "check_period",
+    "run_queries",
+]
 
-#: Ranked dimensions of page views: report key -> column.
-DIMENSIONS = {
-    "pages": "path",
-    "referrers": "referrer",
-    "utm_sources": "utm_source",
-    "utm_media": "utm_medium",
-    "utm_campaigns": "utm_campaign",
-    "browsers": "browser",
-    "systems": "os",
-    "devices": "device",
-    "countries": "country",
-}
-_SERIES = {"quarter": "q", "consent_quarter": "q, consent"}
-_QUARTER = 900  # seconds: every zone's offset is a multiple, so local hours and days add up
-VISIT_GAP_MINUTES = 30
+Fetch = Callable[[str], list[dict[str, Any]]]
+
 MAX_TOP = 1000
 
 
@@ -65,48 +66,22 @@ def _bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     )
 
 
-def _grouping_sql(top: int) -> tuple[str, dict[str, int]]:
-    """One scan, every grouping; returns the SQL and each set's GROUPING_ID.
-
-    Only page views are grouped. Time is grouped in UTC quarter hours (an integer, no
-    time-zone arithmetic per row); local hours and days are summed from them afterwards.
-    """
-    columns = [*DIMENSIONS.values(), "q", "consent"]
-    everything = (1 << len(columns)) - 1
-
-    def mask(cols: str) -> int:
-        m = everything
-        for col in cols.split(", "):
-            m &= ~(1 << (len(columns) - 1 - columns.index(col)))
-        return m
-
-    ids: dict[str, int] = {"total": everything}
-    sets = ["()"]
-    for name, col in DIMENSIONS.items():
-        sets.append(f"({col})")
-        ids[name] = mask(col)
-    for name, cols in _SERIES.items():
-        sets.append(f"({cols})")
-        ids[name] = mask(cols)
-    ranked = ", ".join(str(ids[n]) for n in DIMENSIONS)
-    sql = f"""
-        SELECT GROUPING_ID({", ".join(columns)}) AS g, {", ".join(columns)},
-               count(*) AS n, count(DISTINCT visitor) AS v,
-               count(visitor) AS keyed, count(country) AS located
-        FROM (
-            SELECT *, epoch(ts)::BIGINT // {_QUARTER} AS q
-            FROM requests WHERE kind = 'page' AND ts >= ? AND ts < ?
-        )
-        GROUP BY GROUPING SETS ({", ".join(sets)})
-        QUALIFY g NOT IN ({ranked})
-            OR row_number() OVER (PARTITION BY g ORDER BY n DESC) <= {top}
-    """
-    return sql, ids
+def check_period(
+    first: date, last: date, timezone: str, top: int
+) -> tuple[ZoneInfo, datetime, datetime]:
+    """The zone and the period's bounds (``[start, end)``), or ``ValueError``."""
+    if last < first:
+        raise ValueError(f"the period ends ({last}) before it starts ({first})")
+    if not 1 <= top <= MAX_TOP:
+        raise ValueError(f"top must be 1..{MAX_TOP}, got {top}")
+    tz = ZoneInfo(timezone)
+    start, end = _bounds(first, last, tz)
+    return tz, start, end
 
 
 def _rows(found: list[dict[str, Any]], g: int, col: str, key: str, keyed: bool) -> list:
     rows = [r for r in found if r["g"] == g]
-    rows.sort(key=lambda r: (-r["n"], str(r[col])))
+    rows.sort(key=lambda r: (-r["n"], r[col] is not None, r[col] or ""))  # as in the SQL
     out = []
     for r in rows:
         item = {key: r[col], "pageviews": r["n"]}
@@ -127,28 +102,75 @@ def build_report(
     consent_prefix: str = DEFAULT_CONSENT_PREFIX,
     memory_limit: str = "700MB",
 ) -> Report:
-    """The report for the days ``first``..``last`` (inclusive, in ``timezone``)."""
-    if last < first:
-        raise ValueError(f"the period ends ({last}) before it starts ({first})")
-    if not 1 <= top <= MAX_TOP:
-        raise ValueError(f"top must be 1..{MAX_TOP}, got {top}")
-    tz = ZoneInfo(timezone)
-    start, end = _bounds(first, last, tz)
+    """The report for the days ``first``..``last`` (inclusive, in ``timezone``), read by
+    the embedded engine from the period files in ``directory``."""
+    import duckdb
+
+    from consentmw.analytics.engine import connect, fetch_dicts, requests_view
+
+    tz, start, end = check_period(first, last, timezone, top)
     periods = find_periods(directory, first, last)
     json_files = [f for p in periods for f in p.json_files]
     parquet_files = [p.columnar for p in periods if p.columnar]
+    queries = ReportQueries(DUCKDB, "requests", tz.key)
     con = connect(memory_limit=memory_limit)
+
+    def fetch(sql: str) -> list[dict[str, Any]]:
+        return fetch_dicts(con, sql, {"start": start, "end": end})
+
     try:
         con.execute(f"SET TimeZone = '{tz.key}'")
         skipped = requests_view(con, json_files, parquet_files, consent_prefix)
         try:
-            found, kinds, entries, day_keys = _query(con, start, end, top)
+            rows = run_queries(fetch, queries, top)
         except (duckdb.IOException, duckdb.InvalidInputException):
             skipped = requests_view(con, json_files, parquet_files, consent_prefix, check=True)
-            found, kinds, entries, day_keys = _query(con, start, end, top)
+            rows = run_queries(fetch, queries, top)
     finally:
         con.close()
-    sql_ids = _grouping_sql(top)[1]
+    sources = {
+        "periods": len(periods),
+        "json_files": len(json_files),
+        "columnar_files": len(parquet_files),
+        "skipped_files": [str(f) for f in skipped],
+    }
+    return assemble(rows, first, last, tz, top, consent, sources)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What the queries return, before :func:`assemble` shapes it."""
+
+    found: list[dict[str, Any]]
+    kinds: dict[str, int]
+    entries: list[dict[str, Any]]
+    day_keys: list[dict[str, Any]]
+
+
+def run_queries(fetch: Fetch, queries: ReportQueries, top: int) -> Rows:
+    """Run the report's queries through ``fetch`` (SQL -> rows as dicts, with the
+    period's ``start`` and ``end`` bound by the engine)."""
+    found = fetch(queries.grouping(top + 1))  # one spare: a NULL campaign row may take a place
+    kinds = {r["kind"]: int(r["n"]) for r in fetch(queries.kinds())}
+    total = next((r for r in found if r["g"] == GROUPING_IDS["total"]), None)
+    if not (total and total["keyed"]):
+        return Rows(found, kinds, [], [])
+    return Rows(found, kinds, fetch(queries.entries(top)), fetch(queries.day_visitors()))
+
+
+def assemble(
+    rows: Rows,
+    first: date,
+    last: date,
+    tz: ZoneInfo,
+    top: int,
+    consent: ConsentCounts | None,
+    sources: dict[str, Any],
+) -> Report:
+    """The report from the query results: the same for every engine."""
+    found, kinds, entries, day_keys = rows.found, rows.kinds, rows.entries, rows.day_keys
+    start, end = _bounds(first, last, tz)
+    sql_ids = GROUPING_IDS
     total = next((r for r in found if r["g"] == sql_ids["total"]), None)
     pageviews = total["n"] if total else 0
     keyed = bool(total and total["keyed"])
@@ -163,7 +185,7 @@ def build_report(
     for r in found:
         if r["g"] not in (sql_ids["quarter"], sql_ids["consent_quarter"]):
             continue
-        local = datetime.fromtimestamp(r["q"] * _QUARTER, tz)
+        local = datetime.fromtimestamp(r["q"] * QUARTER, tz)
         if r["g"] == sql_ids["quarter"]:
             day_views[local.date()] += r["n"]
             hour_views[local.replace(minute=0)] += r["n"]
@@ -194,9 +216,10 @@ def build_report(
     visits = int(entries[0]["all_visits"]) if entries else 0
     bounces = int(entries[0]["all_bounces"]) if entries else 0
     entry_pages = [
-        {"path": e["path"], "visits": e["visits"], "bounce_rate": _rate(e["bounces"], e["visits"])}
+        {"path": e["path"], "visits": int(e["visits"]),
+         "bounce_rate": _rate(int(e["bounces"]), int(e["visits"]))}
         for e in entries
-    ]
+    ]  # fmt: skip
     data: dict[str, Any] = {
         "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": tz.key},
         "pageviews": pageviews,
@@ -218,12 +241,7 @@ def build_report(
         "countries": ranking("countries", "code") if located else None,
         "series": {"day": series_day, "hour": series_hour},
         "consent": consent_data,
-        "sources": {
-            "periods": len(periods),
-            "json_files": len(json_files),
-            "columnar_files": len(parquet_files),
-            "skipped_files": [str(f) for f in skipped],
-        },
+        "sources": sources,
     }
     # campaign and country rankings leave out page views without the value
     for key in ("sources", "media", "campaigns"):
@@ -238,51 +256,3 @@ def build_report(
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
-
-def _query(
-    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, top: int
-) -> tuple[list[dict[str, Any]], dict[str, int], list[dict[str, Any]], list[dict[str, Any]]]:
-    sql, ids = _grouping_sql(top + 1)  # one spare: a NULL campaign row may take a place
-    found = fetch_dicts(con, sql, [start, end])
-    kinds = dict(
-        con.execute(
-            "SELECT kind, count(*) FROM requests WHERE ts >= ? AND ts < ? GROUP BY kind",
-            [start, end],
-        ).fetchall()
-    )
-    total = next((r for r in found if r["g"] == ids["total"]), None)
-    if not (total and total["keyed"]):
-        return found, kinds, [], []
-    day_keys = fetch_dicts(
-        con,
-        "SELECT ts::DATE AS d, count(DISTINCT visitor) AS v FROM requests "
-        "WHERE kind = 'page' AND ts >= ? AND ts < ? GROUP BY d",
-        [start, end],
-    )
-    entries = fetch_dicts(
-        con,
-        f"""
-        WITH views AS (
-            SELECT visitor, ts, path,
-                   CASE WHEN ts - lag(ts) OVER w < INTERVAL {VISIT_GAP_MINUTES} MINUTE
-                        THEN 0 ELSE 1 END AS starts
-            FROM requests
-            WHERE kind = 'page' AND visitor IS NOT NULL AND ts >= ? AND ts < ?
-            WINDOW w AS (PARTITION BY visitor ORDER BY ts, path)
-        ), numbered AS (
-            SELECT *, sum(starts) OVER (
-                PARTITION BY visitor ORDER BY ts, path ROWS UNBOUNDED PRECEDING
-            ) AS visit
-            FROM views
-        ), visits AS (
-            SELECT arg_min(path, ts) AS path, count(*) AS views
-            FROM numbered GROUP BY visitor, visit
-        )
-        SELECT path, count(*) AS visits, count(*) FILTER (WHERE views = 1) AS bounces,
-               sum(count(*)) OVER () AS all_visits,
-               sum(count(*) FILTER (WHERE views = 1)) OVER () AS all_bounces
-        FROM visits GROUP BY path ORDER BY visits DESC, path LIMIT {int(top)}
-        """,
-        [start, end],
-    )
-    return found, kinds, entries, day_keys
