@@ -23,21 +23,43 @@ URL_ENV = "CONSENTMW_CLICKHOUSE_URL"
 def register_cli(subparsers: Any, add_period: Any) -> None:
     """Add ``clickhouse`` to the ``analytics`` subcommands; ``add_period`` adds the
     report's period options (shared with ``analytics report``)."""
-    ch = subparsers.add_parser("clickhouse", help="the reports and retention in ClickHouse")
+    ch = subparsers.add_parser(
+        "clickhouse",
+        help="the reports and retention in ClickHouse",
+        epilog="example:\n  consentmw analytics clickhouse schema > schema.sql\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ch.set_defaults(func=lambda args: _usage(ch))
     sub = ch.add_subparsers(dest="clickhouse_command", metavar="{schema,report,purge}")
 
-    s = sub.add_parser("schema", help="print the CREATE TABLE statement")
+    s = sub.add_parser(
+        "schema",
+        help="print the CREATE TABLE statement",
+        epilog="example:\n  consentmw analytics clickhouse schema --table consentmw.requests\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _table(s)
     s.add_argument("--consent-prefix", default="/_consent", help="the consent routes' prefix")
     s.set_defaults(func=cmd_schema)
 
-    r = sub.add_parser("report", help="the analytics report, computed in ClickHouse")
+    r = sub.add_parser(
+        "report",
+        help="the analytics report, computed in ClickHouse",
+        epilog="example:\n  CONSENTMW_CLICKHOUSE_URL=clickhouse://reader@ch:8123/consentmw \\\n"
+        "    consentmw analytics clickhouse report --since 30d --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _connection(r)
     add_period(r)
     r.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("purge", help="drop monthly partitions older than the retention")
+    p = sub.add_parser(
+        "purge",
+        help="drop monthly partitions older than the retention",
+        epilog="example:\n  consentmw analytics clickhouse purge --retention-months 18 "
+        "--log-dir /var/log/site --dry-run\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _connection(p)
     p.add_argument(
         "--retention-months",
