@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from consentmw import ConsentMiddleware
+from consentmw.records import ReceiptStore
+
+from .records_support import BACKENDS, MakeStore, store_factory
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PAGE = "<!doctype html><html lang='en'><head><title>t</title></head><body><h1>Hi</h1></body></html>"
@@ -76,3 +80,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# -- receipt stores, on every backend (tests/records_support.py) ---------------------------
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_store(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore]:
+    """Factory for stores of the current backend, all on one fresh database."""
+    async with store_factory(backend, tmp_path) as make:
+        yield make
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> ReceiptStore:
+    return make_store()

@@ -8,7 +8,6 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,26 +25,11 @@ from consentmw.records import (
     redact_url,
 )
 from consentmw.records.sqlite import SCHEMA_VERSION
-from tests.records_support import BACKENDS, MakeStore, receipt, store_factory
+from tests.records_support import MakeStore, receipt
 
 TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def make_store(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore]:
-    """Factory for stores of the current backend, all on one fresh database."""
-    async with store_factory(backend, tmp_path) as make:
-        yield make
-
-
-@pytest.fixture
-def store(make_store: MakeStore) -> ReceiptStore:
-    return make_store()
 
 
 def without_ids(receipts: list[Receipt]) -> list[Receipt]:

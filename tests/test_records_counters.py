@@ -7,7 +7,6 @@ import logging
 import sqlite3
 import sys
 import threading
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -16,27 +15,13 @@ import pytest
 
 from consentmw.receipts import ReceiptWriter
 from consentmw.records import CountRow, EventCounter, Hold, ReceiptStore, SQLiteReceiptStore
-from tests.records_support import BACKENDS, MakeStore, receipt, store_factory
+from tests.records_support import MakeStore, receipt, store_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 D1, D2, D3 = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 21)
 NEXT_YEAR = date.today() + timedelta(days=365)
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def make_store(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore]:
-    async with store_factory(backend, tmp_path) as make:
-        yield make
-
-
-@pytest.fixture
-def store(make_store: MakeStore) -> ReceiptStore:
-    return make_store()
 
 
 def row(day: date, kind: str = "banner_shown", n: int = 1, lang: str = "nb") -> CountRow:

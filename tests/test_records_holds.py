@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,26 +12,12 @@ from consentmw import ConsentMiddleware
 from consentmw.config import ConfigError
 from consentmw.records import Hold, ReceiptStore
 from tests.conftest import SECRET, site
-from tests.records_support import BACKENDS, MakeStore, receipt, store_factory
+from tests.records_support import MakeStore, receipt
 
 OLD = datetime(2020, 3, 15, 12, 0, tzinfo=timezone.utc)
 NEXT_YEAR = date.today() + timedelta(days=365)
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def make_store(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore]:
-    async with store_factory(backend, tmp_path) as make:
-        yield make
-
-
-@pytest.fixture
-def store(make_store: MakeStore) -> ReceiptStore:
-    return make_store()
 
 
 def utc(*args: int) -> datetime:

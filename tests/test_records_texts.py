@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,21 +19,12 @@ from consentmw.records import ReceiptStore, SQLiteReceiptStore
 from consentmw.records.texts import changed_keys
 from consentmw.registry import DEFAULT_COOKIES, CookieSpec
 from tests.conftest import SECRET
-from tests.records_support import BACKENDS, MakeStore, store_factory
+from tests.records_support import MakeStore
 
 SCOPE = {"type": "http", "client": ("203.0.113.9", 5000), "headers": []}
 HEADERS = {b"user-agent": b"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"}
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def make_store(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore]:
-    async with store_factory(backend, tmp_path) as make:
-        yield make
 
 
 def banner(**options: object) -> Banner:
