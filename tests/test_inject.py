@@ -126,37 +126,6 @@ def stream_app(parts: list[bytes], **kwargs: object) -> ASGIApp:
     return StreamingResponse(gen(), media_type="text/html", **kwargs)  # type: ignore[arg-type]
 
 
-# --- inject_once and the end-tag grammar -------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        (b"<body>a</body></html>", b"<body>aS</body></html>"),
-        (b"a</body>b</body>c", b"a</body>bS</body>c"),
-        (b"a</BODY >b", b"aS</BODY >b"),
-        (b"a</Body\t>b", b"aS</Body\t>b"),
-        (b"a</body\n>", b"aS</body\n>"),
-        (b"a</body/>", b"aS</body/>"),
-        (b"a</body>b</bodyguard>", b"aS</body>b</bodyguard>"),
-        (b"a</body", b"a</body"),  # incomplete tag at the end: not an end tag
-        (b"<div>fragment</div>", b"<div>fragment</div>"),
-        (b"", b""),
-    ],
-)
-def test_inject_once(body: bytes, expected: bytes) -> None:
-    assert inject_once(body, b"S") == expected.replace(b"S", b"S" + SNIPPET_END)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [b"<body>a</body></html>", b"a</body>b</BODY >c", b"x" * 5000 + b"</body>", b"<p>frag</p>"],
-)
-def test_inject_once_is_idempotent(body: bytes) -> None:
-    once = inject_once(body, b"<div " + SNIPPET_MARKER + b">S</div>")
-    assert inject_once(once, b"<div " + SNIPPET_MARKER + b">S</div>") == once
-
-
 # --- real ASGI apps ----------------------------------------------------------------------------
 
 
@@ -514,25 +483,6 @@ def test_report_only_csp_is_not_used() -> None:
     ]
     drive([DOC], hdrs, render=render)
     assert render.calls == [(None, "en")]
-
-
-@pytest.mark.parametrize(
-    ("head", "lang"),
-    [
-        (b'<!DOCTYPE html>\n<HTML LANG="nb-NO">', "nb"),
-        (b"<html class='x' lang='no'>", "no"),
-        (b"<html lang=EN>", "en"),
-        (b'<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="nb" lang="nn_NO">', "nn"),
-        (b'<html xml:lang="nb">', None),
-        (b'<html lang="">', None),
-        (b'<html lang="12">', None),
-        (b'<htmlx lang="nb">', None),
-        (b"<body>no html tag</body>", None),
-        (b" " * 4096 + b'<html lang="nb">', None),
-    ],
-)
-def test_find_html_lang(head: bytes, lang: str | None) -> None:
-    assert find_html_lang(head) == lang
 
 
 @pytest.mark.parametrize(
