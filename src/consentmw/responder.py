@@ -107,7 +107,6 @@ class Responder:
         self.snippets = snippets
         self.send_next = policy.with_signal_cookie(ctx, send) if ctx.persist else send
         self.mode = _AWAIT_START
-        self.injected: bytes | None = None
 
     async def send(self, message: Message) -> None:
         mode = self.mode
@@ -209,12 +208,17 @@ class Responder:
         if type(body) is not bytes:  # bytearray or memoryview: allowed, rare
             body = bytes(body)
         i = last_end_tag(body)
+        if i < 0:
+            return
+        ctx = self.ctx
+        snippet, lang = self.snippets(ctx, body, self.nonce, self.codec)
         # Already injected only if the very bytes we would inject are there (not a copied marker).
-        if i >= 0 and not injected_before(body, i, snippet := self._snippet(body)):
+        if not injected_before(body, i, snippet):
             view = memoryview(body)
             body = b"".join((view[:i], snippet, view[i:]))
             message["body"] = body
-            self._shown()
+            if ctx.state.show_banner and self.policy.counter is not None:
+                self.policy.count_banner_shown(ctx, lang)
             at = self.length_at
             if at == -2:  # ETag, Vary or repeated Content-Length: the general rewrite
                 start["headers"] = changed_headers(self.headers, len(body))
@@ -239,6 +243,7 @@ class Responder:
     # -- a streamed body -----------------------------------------------------------------------
     async def _begin_stream(self, message: Message) -> None:
         self.mode = _STREAM
+        self.injected: bytes | None = None  # the snippet, once asked for
         self.head = bytearray()  # first LANG_WINDOW body bytes, for <html lang>
         self.recent = b""  # last _TAIL bytes seen: overlap for split matches
         # The last chunks (references, not copies), at least VERIFY_WINDOW bytes when there
