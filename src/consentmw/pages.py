@@ -55,7 +55,6 @@ END_TAG = b"</body"
 RawHeaders = list[tuple[bytes, bytes]]
 
 _AFTER_NAME = frozenset(b" \t\n\r\f/>")
-_CANDIDATES = 8
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _LANG_RE = re.compile(
     rb"""<html(?=[\s/>])[^>]*?\slang\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I
@@ -89,39 +88,9 @@ def last_end_tag(data: bytes) -> int:
 
 
 def _rfind_end_tag(data: bytes, lo: int, hi: int) -> int:
-    """The last end tag that lies in ``data[lo:hi]`` (its next byte may lie beyond).
-
-    Every end tag starts ``</b`` or ``</B``, found without copying ``data``; a body
-    without them (most streamed chunks) costs two forward scans, the cheapest search
-    CPython has for them. After a few candidates that are other tags (``</b>``,
-    ``</button>``), the rest is searched lower-cased.
-    """
-    if data.find(b"</b", lo, hi) < 0 and data.find(b"</B", lo, hi) < 0:
-        return -1
-    size = len(data)
-    lower = data.rfind(b"</b", lo, hi)
-    upper = data.rfind(b"</B", lo, hi)
-    for _ in range(_CANDIDATES):
-        i = lower if lower > upper else upper
-        if i < 0:
-            return -1
-        after = i + len(END_TAG)
-        if (
-            after <= hi
-            and after < size
-            and data[after] in _AFTER_NAME
-            and data[i + 2 : after].lower() == b"body"
-        ):
-            return i
-        if i == lower:
-            lower = data.rfind(b"</b", lo, i)
-        else:
-            upper = data.rfind(b"</B", lo, i)
-    i = lower if lower > upper else upper
-    if i < 0:
-        return -1
-    hi = min(hi, i + len(END_TAG))  # everything after the next candidate was checked
+    """The last end tag that lies in ``data[lo:hi]`` (its next byte may lie beyond)."""
     low = data[lo:hi].lower()
+    size = len(data)
     i = low.rfind(END_TAG)
     while i >= 0:
         after = lo + i + len(END_TAG)
