@@ -365,3 +365,23 @@ def test_a_genuinely_injected_body_is_not_injected_again(cuts: list[int], csp: b
         once = through_mw(page, [], csp=csp)
         assert through_mw(once, cuts, csp=csp) == once
         assert through_mw(through_mw(page, cuts, csp=csp), [], csp=csp) == once
+
+
+def test_a_banner_view_is_counted_only_when_the_snippet_goes_in(tmp_path: Any) -> None:
+    """A streamed page that already carries this very snippet (stacked middleware) is
+    passed on unchanged and is not counted as a second banner view."""
+    mw = ConsentMiddleware(
+        lambda s, r, c: None, secret_key=SECRET, records_url=f"sqlite:///{tmp_path}/r.db"
+    )
+    counter = mw.receipts.counter
+    assert counter is not None
+    page = PAGE % (b"<p>x</p>", b"")
+    sc = scope("GET", b"en")
+    sc["path"], sc["query_string"] = "/side", b""
+    once = body_of(serve(messages(200, HTML, page, []), dict(sc), mw))
+    assert counter.pending == 1
+    again = body_of(serve(messages(200, HTML, once, [40, 400]), dict(sc), mw))
+    assert again == once
+    assert counter.pending == 1  # passed on, not shown again
+    body_of(serve(messages(200, HTML, page, [40, 400]), dict(sc), mw))
+    assert counter.pending == 2  # streamed and injected: counted

@@ -229,17 +229,6 @@ class Responder:
                 headers.append((b"vary", b"Cookie"))
                 start["headers"] = headers
 
-    def _snippet(self, head: bytes) -> bytes:
-        """The encoded snippet and SNIPPET_END, asked for once per response."""
-        if self.injected is None:
-            self.injected, self.lang = self.snippets(self.ctx, head, self.nonce, self.codec)
-        return self.injected
-
-    def _shown(self) -> None:
-        """The snippet went in: a banner view, if the state shows the banner."""
-        if self.ctx.state.show_banner:
-            self.policy.count_banner_shown(self.ctx, self.lang)
-
     # -- a streamed body -----------------------------------------------------------------------
     async def _begin_stream(self, message: Message) -> None:
         self.mode = _STREAM
@@ -321,6 +310,17 @@ class Responder:
         self.held = bytearray(chunk[-keep:])
         self.sent += len(out)
         return out
+
+    def _snippet(self, head: bytes) -> bytes:
+        """The encoded snippet and SNIPPET_END, asked for once per response."""
+        if self.injected is None:
+            self.injected, self.lang = self.snippets(self.ctx, head, self.nonce, self.codec)
+        return self.injected
+
+    def _shown(self) -> None:
+        """The snippet went in: a banner view, if the state shows the banner."""
+        if self.ctx.state.show_banner:
+            self.policy.count_banner_shown(self.ctx, self.lang)
 
     def _remember(self, chunk: bytes) -> None:
         if len(self.head) < LANG_WINDOW:
