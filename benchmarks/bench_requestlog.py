@@ -23,7 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from consentmw.requestlog import RequestLogMiddleware
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.periods import Schedule
-from consentmw.requestlog.record import PendingRecord, build_record, make_encoder
+from consentmw.requestlog.record import (
+    PendingRecord,
+    build_record,
+    encode_record,
+    make_encoder,
+)
 from consentmw.requestlog.useragent import UAParser, fast_backend_available
 from consentmw.requestlog.writer import LogWriter
 
@@ -76,7 +81,7 @@ def bench_ua(backend: str, n_cold: int) -> dict[str, float]:
 def bench_enqueue(n: int) -> float:
     with tempfile.TemporaryDirectory() as d:
         writer = LogWriter(
-            PeriodFiles(d), Schedule(), lambda p: {}, queue_size=n + 1, flush_interval=3600
+            PeriodFiles(d), Schedule(), encode=lambda p: "", queue_size=n + 1, flush_interval=3600
         )
         writer._thread = object()  # type: ignore[assignment]  # measure put() alone
         records = [pending(i) for i in range(n)]
@@ -90,7 +95,9 @@ def bench_writer(n: int, generic: bool = False) -> float:
     """Records per second of one drain; ``generic``: the dict + json path (for comparison)."""
     parse = UAParser()
     codec: dict[str, Any] = (
-        {"build": lambda p: build_record(p, parse)} if generic else {"encode": make_encoder(parse)}
+        {"encode": lambda p: encode_record(build_record(p, parse)).decode()}
+        if generic
+        else {"encode": make_encoder(parse)}
     )
     with tempfile.TemporaryDirectory() as d:
         writer = LogWriter(

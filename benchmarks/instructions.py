@@ -1,15 +1,15 @@
 """Instructions per request of each stack, counted by callgrind: a ratio that does not drift.
 
-    python benchmarks/instructions.py [--requests 300] [--json out.json]
+    python benchmarks/instructions.py [--http httptools|h11] [--requests 300] [--json out.json]
 
 Wall-clock ratios on a shared 2-vCPU VM swing by +-25 % from one run to the next (even two
 identical servers loaded side by side differ by that much), so a 5 % budget cannot be
 read off them without hundreds of runs. This counts what the server process executes
-instead: each stack of ``apps.py`` runs under uvicorn (h11, 1 worker) inside
+instead: each stack of ``apps.py`` runs under uvicorn (httptools or h11, 1 worker) inside
 ``valgrind --tool=callgrind`` with instrumentation off, so it starts and warms up at
 valgrind's base speed; then, per route, instrumentation is switched on for N sequential
 keep-alive requests (plus a pause so the request-log writer thread finishes its batch) and
-the count is read from a callgrind dump. The count covers the whole server (h11 parsing,
+the count is read from a callgrind dump. The count covers the whole server (HTTP parsing,
 asyncio, Starlette, the middleware, the log writer), not the client and not the kernel,
 and repeats to within about 0.5 %. A ratio of counts is the throughput ratio of a CPU
 that runs every instruction at the same speed: a proxy that ignores cache misses and
@@ -65,7 +65,7 @@ def requests(port: int, path: str, n: int, cookie: str | None) -> int:
 class Callgrind:
     """One server under callgrind, instrumentation switched by ``callgrind_control``."""
 
-    def __init__(self, stack: str, rows: int, log_dir: str, out_dir: str) -> None:
+    def __init__(self, stack: str, rows: int, log_dir: str, out_dir: str, http: str) -> None:
         self.out = Path(out_dir)
         wrapper = (
             "valgrind",
@@ -73,7 +73,7 @@ class Callgrind:
             "--instr-atstart=no",
             f"--callgrind-out-file={out_dir}/{stack}.%p",
         )
-        self.server = Server(stack, "h11", rows, log_dir, wrapper=wrapper)
+        self.server = Server(stack, http, rows, log_dir, wrapper=wrapper)
         self.stack = stack
 
     def control(self, *args: str) -> None:
@@ -147,7 +147,11 @@ def _costs(path: Path) -> tuple[int, int] | None:
 
 
 def measure(
-    n: int, rows: int, only: list[str] | None = None, only_stacks: list[str] | None = None
+    n: int,
+    rows: int,
+    only: list[str] | None = None,
+    only_stacks: list[str] | None = None,
+    http: str = "httptools",
 ) -> dict[str, dict[str, Any]]:
     """``{route: {stack: {"instructions": per request, "ratio": bare / stack}}}``."""
     log_dir = tempfile.mkdtemp(prefix="consentmw-bench-log-")
@@ -159,7 +163,7 @@ def measure(
     cookie = consent_cookie()  # every stack, bare too, gets the same request
     try:
         for stack in stacks:  # one server at a time: callgrind runs 50x slower
-            server = Callgrind(stack, rows, log_dir, out_dir)
+            server = Callgrind(stack, rows, log_dir, out_dir, http)
             try:
                 server.server.wait(timeout=180)
                 for sc in scenarios:
@@ -248,13 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--only", action="append", help="run only this route (repeatable)")
     parser.add_argument("--stack", action="append", help="only bare and this stack (repeatable)")
+    parser.add_argument("--http", choices=("h11", "httptools"), default="httptools")
     args = parser.parse_args(argv)
     if not available():
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     from apps import DEFAULT_ROWS
 
-    table = measure(args.requests, DEFAULT_ROWS, args.only, args.stack)
+    table = measure(args.requests, DEFAULT_ROWS, args.only, args.stack, args.http)
     print()
     print(format_table(table))
     print()

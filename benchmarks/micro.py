@@ -27,8 +27,8 @@ from apps import PAGE_20K, consent_options
 
 from consentmw import ConsentMiddleware, RequestLogMiddleware
 from consentmw.consent import ConsentState
-from consentmw.inject import SNIPPET_MARKER, InjectingSend
-from consentmw.middleware import _Responder
+from consentmw.pages import SNIPPET_MARKER
+from consentmw.responder import Responder
 
 BROWSER_HEADERS: list[tuple[bytes, bytes]] = [
     (b"host", b"www.example.no"),
@@ -155,24 +155,25 @@ class Micro:
         # -- consent cookie ------------------------------------------------------------
         def verify_cold() -> Any:
             codec._verified.clear()
-            return codec.decode(cookie_value)
+            return codec.verify(cookie_value)[0]
 
         self.time("consent cookie verify, cold (cache cleared)", verify_cold, 5000)
-        self.time("consent cookie verify, cached", lambda: codec.decode(cookie_value), 200_000)
+        self.time("consent cookie verify, cached", lambda: codec.verify(cookie_value)[0], 200_000)
         decided_scope = scope_for("/html", cookie_header)
         plain_scope = scope_for("/html")
-        self.time("request context, no cookie", lambda: mw.context(dict(plain_scope)), 100_000)
-        self.time("request context, decided", lambda: mw.context(dict(decided_scope)), 100_000)
+        context = mw.policy.context
+        self.time("request context, no cookie", lambda: context(dict(plain_scope)), 100_000)
+        self.time("request context, decided", lambda: context(dict(decided_scope)), 100_000)
 
         # -- Set-Cookie filtering ------------------------------------------------------
-        ctx = mw.context(dict(decided_scope))
-        plain_ctx = mw.context(dict(plain_scope))
+        ctx = mw.policy.context(dict(decided_scope))
+        plain_ctx = mw.policy.context(dict(plain_scope))
         json_start = [(b"content-type", b"application/json"), *RESPONSE_HEADERS[1:]]
 
         def start_message(context: Any) -> Any:
             # The whole start-message pass: Set-Cookie filter, expiries, header scan.
             message = {"type": "http.response.start", "status": 200, "headers": json_start}
-            return drive(_Responder(mw, context, _discard).send(message))
+            return drive(Responder(_discard, context, mw.policy, mw.snippets).send(message))
 
         self.time(
             "Set-Cookie filtering (7 headers, 3 cookies; 2 expiries x host+domain)",
@@ -198,9 +199,6 @@ class Micro:
             100_000,
         )
 
-        def render(nonce: str | None, lang: str | None) -> str:
-            return banner.snippet_parts(lang or "en", undecided, "/html", nonce)
-
         start = {"type": "http.response.start", "status": 200, "headers": RESPONSE_HEADERS[:3]}
         single = [start, {"type": "http.response.body", "body": PAGE_20K, "more_body": False}]
         chunked = [{"type": "http.response.start", "status": 200, "headers": RESPONSE_HEADERS[:1]}]
@@ -210,7 +208,8 @@ class Micro:
         chunked.append({"type": "http.response.body", "body": b"", "more_body": False})
 
         async def inject(messages: list[dict[str, Any]]) -> None:
-            send = InjectingSend(_discard, method="GET", render_snippet=render)
+            context = mw.policy.context(dict(plain_scope))
+            send = Responder(_discard, context, mw.policy, mw.snippets).send
             for m in messages:
                 await send(m)
 
@@ -297,7 +296,7 @@ def stream_messages(total: int, chunk: int = 64 * 1024) -> tuple[bytes, bytes, b
 
 
 def rss_child(mode: str, megabytes: int) -> dict[str, Any]:
-    """Stream ``megabytes`` of HTML through the injector (or the whole middleware)."""
+    """Stream ``megabytes`` of HTML through the responder alone (or the whole middleware)."""
     logging.getLogger("consentmw").setLevel(logging.ERROR)
     first, middle, last, count = stream_messages(megabytes * 1024 * 1024)
     out = {"bytes": 0, "injected": False}
@@ -318,7 +317,6 @@ def rss_child(mode: str, megabytes: int) -> dict[str, Any]:
         await send({"type": "http.response.body", "body": last, "more_body": False})
 
     mw = ConsentMiddleware(app, **consent_options())
-    undecided = ConsentState(policy_version=mw.config.policy_version)
 
     async def once(n: int) -> None:
         scope = scope_for("/big")
@@ -326,14 +324,8 @@ def rss_child(mode: str, megabytes: int) -> dict[str, Any]:
         if mode == "middleware":
             await mw(scope, _receive, sink)
             return
-        inject = InjectingSend(
-            sink,
-            method="GET",
-            render_snippet=lambda nonce, lang: mw.banner.snippet_parts(
-                "en", undecided, "/big", nonce
-            ),
-        )
-        await app(scope, _receive, inject)
+        responder = Responder(sink, mw.policy.context(scope), mw.policy, mw.snippets)
+        await app(scope, _receive, responder.send)
 
     async def main() -> dict[str, Any]:
         await once(16)  # 1 MB warm-up: every code path and cache in place

@@ -90,12 +90,12 @@ async def test_oversized_request_headers_are_not_cached() -> None:
         assert len(expired) == 1 and "Domain" not in expired[0]  # the host is not a DNS name
         del headers["cookie"]
         assert (await client.get("/", headers=headers)).status_code == 200
-    assert len(app._cookies) == len(app._expiries) == 0
-    assert all(len(accept) <= 512 for _, accept in app._languages)  # keyed by what is read
+    assert len(app.policy._cookies) == len(app.policy._expiries) == 0
+    assert all(len(accept) <= 512 for _, accept in app.policy._languages)  # keyed by what is read
     assert "n" * 300 not in app.registry.lookup.cache  # type: ignore[attr-defined]
     # Within the limits the same requests are cached, once.
     async with client_for(app) as client:
         for _ in range(2):
             await client.get("/", headers={"cookie": "_ga=GA1.1.1.1", "accept-language": "nb"})
-    assert len(app._cookies) == len(app._expiries) == 1
-    assert (None, b"nb") in app._languages or ("en", b"nb") in app._languages
+    assert len(app.policy._cookies) == len(app.policy._expiries) == 1
+    assert (None, b"nb") in app.policy._languages or ("en", b"nb") in app.policy._languages

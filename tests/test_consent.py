@@ -38,12 +38,12 @@ def test_round_trip(granted, denied, decided, signal) -> None:
         decided_at=int(time.time()),
         signal=signal,
     )
-    assert c.decode(c.encode(state)) == state
+    assert c.verify(c.encode(state))[0] == state
 
 
 @given(st.text(max_size=5000))
 def test_any_string_decodes_to_none_never_raises(value: str) -> None:
-    assert codec().decode(value) is None
+    assert codec().verify(value) is None
 
 
 def good() -> str:
@@ -55,23 +55,23 @@ def good() -> str:
 def test_tampered_unsigned_and_oversized_are_undecided() -> None:
     value = good()
     payload, _, sig = value.rpartition(".")
-    assert codec().decode(value) is not None
-    assert codec().decode(payload + "." + sig[::-1]) is None
-    assert codec().decode(payload) is None
-    assert codec().decode('{"v":"1","g":["analytics"]}') is None
-    assert codec().decode("x" * 5000) is None
-    assert codec().decode("") is None and codec().decode(None) is None
+    assert codec().verify(value) is not None
+    assert codec().verify(payload + "." + sig[::-1]) is None
+    assert codec().verify(payload) is None
+    assert codec().verify('{"v":"1","g":["analytics"]}') is None
+    assert codec().verify("x" * 5000) is None
+    assert codec().verify("") is None and codec().verify(None) is None
 
 
-def test_expired_cookie_is_undecided() -> None:
+def test_verify_says_when_the_cookie_was_signed() -> None:
+    """The cookie's age is the caller's check (ConsentPolicy.context, on every request)."""
     value = good()
-    c = codec(lifetime=DAY)
-    assert c.decode(value) is not None
-    assert c.decode(value, now=time.time() + DAY + 5) is None
+    verified = codec(lifetime=DAY).verify(value)
+    assert verified is not None and abs(verified[1] - time.time()) < 5
 
 
 def test_older_policy_version_is_undecided_but_keeps_the_consent_id() -> None:
-    state = codec(version="2").decode(good())
+    state = codec(version="2").verify(good())[0]
     assert state is not None and not state.decided and not state.granted
     assert state.policy_version == "2" and state.consent_id == "id"
 
@@ -81,11 +81,11 @@ def test_key_rotation_first_signs_all_verify() -> None:
         ConsentState(True, frozenset(), frozenset({"analytics"}), "1", "id", int(time.time()))
     )
     rotated = codec((KEY, OTHER))
-    assert rotated.decode(old_value) is not None  # old key still verifies
+    assert rotated.verify(old_value) is not None  # old key still verifies
     new_value = rotated.encode(ConsentState(True, policy_version="1", consent_id="i", decided_at=1))
-    assert codec((KEY,)).decode(new_value, now=2) is not None  # new key signs
-    assert codec((OTHER,)).decode(new_value, now=2) is None
-    assert codec((b"z" * 32,)).decode(old_value) is None
+    assert codec((KEY,)).verify(new_value) is not None  # new key signs
+    assert codec((OTHER,)).verify(new_value) is None
+    assert codec((b"z" * 32,)).verify(old_value) is None
 
 
 def test_summary() -> None:

@@ -1,4 +1,8 @@
-"""Tests for the streaming HTML injector: real ASGI apps through httpx, and message-level tests."""
+"""Tests for the responder's injection: real ASGI apps through httpx, and message-level tests.
+
+The snippet comes from a recording stand-in (the banner has tests of its own); the
+responder, the policy and every header rule are the real ones.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,17 @@ import asyncio
 import gc
 import logging
 import tracemalloc
-from collections.abc import Callable
 
 import httpx
 import pytest
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from consentmw import inject
-from consentmw.inject import (
-    SNIPPET_END,
-    SNIPPET_MARKER,
-    InjectingSend,
-    find_html_lang,
-    inject_once,
-)
+from consentmw import responder
+from consentmw.config import ConsentConfig
+from consentmw.pages import SNIPPET_END, SNIPPET_MARKER, find_html_lang, inject_once
+from consentmw.policy import ConsentPolicy, RequestContext
+from consentmw.responder import Responder
 
 SNIPPET = '<div data-consentmw-snippet lang="{lang}" nonce="{nonce}">Godta alle</div>'
 DOC = b'<!doctype html><html lang="en"><head></head><body><p>Hi</p></body></html>'
@@ -28,16 +28,38 @@ DOC = b'<!doctype html><html lang="en"><head></head><body><p>Hi</p></body></html
 Headers = list[tuple[bytes, bytes]]
 
 
+# Undeclared cookies pass, so Set-Cookie tests see the app's own headers.
+POLICY = ConsentPolicy(
+    ConsentConfig(
+        secret_key="inject-test-secret-0123456789abcdefghij",
+        records_url=None,
+        undeclared_cookies="allow",
+    )
+)
+
+
 class Renderer:
-    """render_snippet stand-in that records its calls."""
+    """A snippet source that records its calls as ``(nonce, <html lang>)``."""
 
     def __init__(self, text: str = SNIPPET) -> None:
         self.text = text
         self.calls: list[tuple[str | None, str | None]] = []
 
-    def __call__(self, nonce: str | None, lang: str | None) -> str:
+    def __call__(
+        self, ctx: RequestContext, head: bytes, nonce: str | None, codec: str
+    ) -> tuple[bytes, str]:
+        lang = find_html_lang(head)
         self.calls.append((nonce, lang))
-        return self.text.format(nonce=nonce, lang=lang)
+        html = self.text.format(nonce=nonce, lang=lang)
+        return html.encode(codec, errors="xmlcharrefreplace") + SNIPPET_END, lang or "en"
+
+
+def responder_for(send: Send, render: Renderer, method: str = "GET", cls: type = Responder) -> Send:
+    scope = {
+        "type": "http", "method": method, "path": "/", "query_string": b"", "scheme": "https",
+        "headers": [(b"host", b"www.example.no")],
+    }  # fmt: skip
+    return cls(send, POLICY.context(scope), POLICY, render).send  # type: ignore[no-any-return]
 
 
 def snippet_bytes(nonce: str | None = None, lang: str | None = "en") -> bytes:
@@ -50,18 +72,17 @@ def drive(
     *,
     status: int = 200,
     method: str = "GET",
-    render: Callable[[str | None, str | None], str] | None = None,
-    tail_size: int = 64,
-    cls: type[InjectingSend] = InjectingSend,
+    render: Renderer | None = None,
+    cls: type[Responder] = Responder,
 ) -> tuple[list[Message], bytes]:
-    """Send a start message and ``chunks`` (the last with more_body False) through the injector."""
+    """Send a start message and ``chunks`` (the last with more_body False) through a responder."""
     sent: list[Message] = []
 
     async def send(message: Message) -> None:
         sent.append(message)
 
     async def run() -> None:
-        wrapped = cls(send, method=method, render_snippet=render or Renderer(), tail_size=tail_size)
+        wrapped = responder_for(send, render or Renderer(), method, cls)
         hdrs = [(b"content-type", b"text/html; charset=utf-8")] if headers is None else headers
         await wrapped({"type": "http.response.start", "status": status, "headers": hdrs})
         for i, chunk in enumerate(chunks):
@@ -78,13 +99,12 @@ def header_list(message: Message, name: bytes) -> list[bytes]:
 
 
 def wrap(app: ASGIApp, render: Renderer | None = None) -> ASGIApp:
-    """The middleware's use of InjectingSend, reduced to the essentials."""
+    """The middleware's use of the responder, reduced to the essentials."""
     renderer = render or Renderer()
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        await app(
-            scope, receive, InjectingSend(send, method=scope["method"], render_snippet=renderer)
-        )
+        ctx = POLICY.context(scope)
+        await app(scope, receive, Responder(send, ctx, POLICY, renderer).send)
 
     return wrapped
 
@@ -104,37 +124,6 @@ def stream_app(parts: list[bytes], **kwargs: object) -> ASGIApp:
             yield part
 
     return StreamingResponse(gen(), media_type="text/html", **kwargs)  # type: ignore[arg-type]
-
-
-# --- inject_once and the end-tag grammar -------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        (b"<body>a</body></html>", b"<body>aS</body></html>"),
-        (b"a</body>b</body>c", b"a</body>bS</body>c"),
-        (b"a</BODY >b", b"aS</BODY >b"),
-        (b"a</Body\t>b", b"aS</Body\t>b"),
-        (b"a</body\n>", b"aS</body\n>"),
-        (b"a</body/>", b"aS</body/>"),
-        (b"a</body>b</bodyguard>", b"aS</body>b</bodyguard>"),
-        (b"a</body", b"a</body"),  # incomplete tag at the end: not an end tag
-        (b"<div>fragment</div>", b"<div>fragment</div>"),
-        (b"", b""),
-    ],
-)
-def test_inject_once(body: bytes, expected: bytes) -> None:
-    assert inject_once(body, b"S") == expected.replace(b"S", b"S" + SNIPPET_END)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [b"<body>a</body></html>", b"a</body>b</BODY >c", b"x" * 5000 + b"</body>", b"<p>frag</p>"],
-)
-def test_inject_once_is_idempotent(body: bytes) -> None:
-    once = inject_once(body, b"<div " + SNIPPET_MARKER + b">S</div>")
-    assert inject_once(once, b"<div " + SNIPPET_MARKER + b">S</div>") == once
 
 
 # --- real ASGI apps ----------------------------------------------------------------------------
@@ -210,7 +199,7 @@ def test_fragment_is_byte_identical() -> None:
 def test_compressed_untouched_and_warned_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(inject, "_warned_encoding", False)
+    monkeypatch.setattr(responder, "_warned_encoding", False)
     hdrs = [(b"content-type", b"text/html"), (b"content-encoding", b"gzip")]
     with caplog.at_level(logging.WARNING, logger="consentmw"):
         for _ in range(3):
@@ -299,7 +288,7 @@ def test_pathsend_passes_through() -> None:
         sent.append(message)
 
     async def run() -> None:
-        wrapped = InjectingSend(send, method="GET", render_snippet=Renderer())
+        wrapped = responder_for(send, Renderer())
         start = {
             "type": "http.response.start",
             "status": 200,
@@ -340,7 +329,7 @@ def test_render_called_once_even_with_many_end_tags() -> None:
     assert body.endswith(snippet_bytes(lang=None) + SNIPPET_END + b"</body>")
 
 
-class SmallHold(InjectingSend):
+class SmallHold(Responder):
     max_hold = 100
 
 
@@ -370,7 +359,7 @@ def test_memory_flat_for_100_mb_stream() -> None:
             tail = (tail + body)[-200:]
 
     async def run() -> None:
-        wrapped = InjectingSend(send, method="GET", render_snippet=Renderer())
+        wrapped = responder_for(send, Renderer())
         hdrs = [(b"content-type", b"text/html")]
         await wrapped({"type": "http.response.start", "status": 200, "headers": hdrs})
         await wrapped({"type": "http.response.body", "body": b"<html><body>", "more_body": True})
@@ -494,25 +483,6 @@ def test_report_only_csp_is_not_used() -> None:
     ]
     drive([DOC], hdrs, render=render)
     assert render.calls == [(None, "en")]
-
-
-@pytest.mark.parametrize(
-    ("head", "lang"),
-    [
-        (b'<!DOCTYPE html>\n<HTML LANG="nb-NO">', "nb"),
-        (b"<html class='x' lang='no'>", "no"),
-        (b"<html lang=EN>", "en"),
-        (b'<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="nb" lang="nn_NO">', "nn"),
-        (b'<html xml:lang="nb">', None),
-        (b'<html lang="">', None),
-        (b'<html lang="12">', None),
-        (b'<htmlx lang="nb">', None),
-        (b"<body>no html tag</body>", None),
-        (b" " * 4096 + b'<html lang="nb">', None),
-    ],
-)
-def test_find_html_lang(head: bytes, lang: str | None) -> None:
-    assert find_html_lang(head) == lang
 
 
 @pytest.mark.parametrize(

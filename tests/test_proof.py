@@ -41,7 +41,7 @@ async def test_client_cannot_choose_its_source(tmp_path: Path) -> None:
     async with client_for(app) as c:
         r = await c.post("/_consent", json={"action": "accept_all", "source": "signal"})
         assert r.status_code == 200
-        consent_id = app.codec.decode(c.cookies["consentmw"]).consent_id
+        consent_id = app.codec.verify(c.cookies["consentmw"])[0].consent_id
     (receipt,) = receipts_of(app, consent_id)
     assert (receipt["action"], receipt["source"]) == ("accept_all", "api")
     assert receipt["granted"] == ["analytics"]
@@ -62,7 +62,7 @@ async def test_action_and_source_are_derived_on_the_server(
     app = make_app(records_url=f"sqlite:///{tmp_path}/r.db")
     async with client_for(app) as c:
         await c.post("/_consent", json=body)
-        consent_id = app.codec.decode(c.cookies["consentmw"]).consent_id
+        consent_id = app.codec.verify(c.cookies["consentmw"])[0].consent_id
     (receipt,) = receipts_of(app, consent_id)
     assert (receipt["action"], receipt["source"]) == expected
 
@@ -71,7 +71,7 @@ async def test_form_source_is_a_closed_set(tmp_path: Path) -> None:
     app = make_app(records_url=f"sqlite:///{tmp_path}/r.db")
     async with client_for(app) as c:
         await c.post("/_consent", data={"action": "reject_all", "source": "signal", "next": "/"})
-        consent_id = app.codec.decode(c.cookies["consentmw"]).consent_id
+        consent_id = app.codec.verify(c.cookies["consentmw"])[0].consent_id
     (receipt,) = receipts_of(app, consent_id)
     assert (receipt["action"], receipt["source"]) == ("reject_all", "banner")
 
@@ -84,7 +84,7 @@ async def test_json_language_is_the_one_rendered_and_hash_matches(tmp_path: Path
             json={"action": "accept_all", "lang": "en", "source": "banner"},
             headers={"Accept-Language": "nb"},
         )
-        consent_id = app.codec.decode(c.cookies["consentmw"]).consent_id
+        consent_id = app.codec.verify(c.cookies["consentmw"])[0].consent_id
         await c.post("/_consent", json={"action": "reject_all", "lang": "xx"})
     first, second = receipts_of(app, consent_id)
     assert first["language"] == "en"
@@ -131,7 +131,7 @@ async def test_explicit_decision_wins_over_the_signal(tmp_path: Path) -> None:
             headers={**PAGE_LOAD, "Content-Type": "application/x-www-form-urlencoded"},
         )
         (cookie,) = consent_cookies(r)  # one consent cookie: the decision's
-        state = app.codec.decode(cookie.split(";")[0].split("=", 1)[1])
+        state = app.codec.verify(cookie.split(";")[0].split("=", 1)[1])[0]
     assert state is not None and state.decided and "analytics" in state.granted
     (receipt,) = receipts_of(app, state.consent_id or "")
     assert receipt["action"] == "accept_all" and receipt["granted"] == ["analytics"]
@@ -167,7 +167,7 @@ async def test_policy_bump_keeps_the_consent_id_and_rights_cover_all_versions(
     async with client_for(v1) as c:
         await c.post("/_consent", data={"action": "accept_all"})
         cookie = c.cookies["consentmw"]
-    consent_id = v1.codec.decode(cookie).consent_id
+    consent_id = v1.codec.verify(cookie)[0].consent_id
     v1.receipts.store.close_sync()
     v2 = make_app(records_url=url, policy_version="2")
     async with client_for(v2) as c:
@@ -177,7 +177,7 @@ async def test_policy_bump_keeps_the_consent_id_and_rights_cover_all_versions(
         me = (await c.get("/_consent/me", headers={"Accept": "application/json"})).json()
         assert me["consent_id"] == consent_id and len(me["receipts"]) == 1
         await c.post("/_consent", data={"action": "reject_all"})
-        assert v2.codec.decode(c.cookies["consentmw"]).consent_id == consent_id
+        assert v2.codec.verify(c.cookies["consentmw"])[0].consent_id == consent_id
         me = (await c.get("/_consent/me", headers={"Accept": "application/json"})).json()
         assert [r["policy_version"] for r in me["receipts"]] == ["1", "2"]
         gone = await c.post("/_consent/forget", headers={"Accept": "application/json"})
@@ -191,7 +191,7 @@ async def test_forget_keeps_held_receipts_and_tells_the_visitor_without_the_case
     app = make_app(records_url=f"sqlite:///{tmp_path}/r.db")
     async with client_for(app) as c:
         await c.post("/_consent", data={"action": "accept_all"})
-        consent_id = app.codec.decode(c.cookies["consentmw"]).consent_id
+        consent_id = app.codec.verify(c.cookies["consentmw"])[0].consent_id
         store = app.receipts.store
         store.add_hold_sync(
             Hold(case="Sak 12/2026", consent_ids=(consent_id,), review=parse_day("2027-06-01", "x"))

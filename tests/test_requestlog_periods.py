@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.periods import Schedule, period_end, utc_iso
-from consentmw.requestlog.record import PendingRecord, build_record
+from consentmw.requestlog.record import PendingRecord, make_encoder
 from consentmw.requestlog.useragent import UAParser
 from consentmw.requestlog.writer import LogWriter
 
@@ -92,7 +92,7 @@ def test_record_just_after_period_end_goes_to_its_own_period(tmp_path) -> None:
     writer = LogWriter(
         PeriodFiles(tmp_path),
         Schedule("daily", UTC),
-        lambda p: build_record(p, parse),
+        encode=make_encoder(parse),
         flush_interval=60,
     )
     late = ts(2026, 11, 27, 23, 59, 59) + 0.9  # enqueued before midnight ...

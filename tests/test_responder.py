@@ -1,9 +1,10 @@
-"""The middleware's own response path equals the reference injector, message for message.
+"""The middleware's response path equals the pure reference, message for message.
 
-ConsentMiddleware injects single-message HTML bodies itself (one pass over the headers, the
-snippet cached as bytes) and hands streamed bodies to :class:`InjectingSend`. This checks,
-over generated headers, statuses, methods, bodies and chunkings, that what leaves the
-middleware is exactly what ``InjectingSend`` alone would send with the same snippet.
+ConsentMiddleware's one responder injects single-message and streamed HTML bodies (one
+pass over the headers, the snippet cached as bytes). This checks, over generated headers,
+statuses, methods, bodies and chunkings, that what leaves the middleware is what the pure
+helpers of :mod:`consentmw.pages` say: :func:`inject_once` of the whole body with this
+response's snippet, and :func:`changed_headers` for the start message.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from starlette.types import Message
 
 from consentmw import ConsentMiddleware
 from consentmw.consent import ConsentState
-from consentmw.inject import SNIPPET_END, SNIPPET_MARKER, InjectingSend
+from consentmw.pages import (
+    SNIPPET_END,
+    SNIPPET_MARKER,
+    changed_headers,
+    csp_nonce,
+    find_html_lang,
+    html_codec,
+    inject_once,
+)
 
 SECRET = "responder-test-secret-0123456789abcdefghij"
 
@@ -109,23 +118,30 @@ def serve(
 
 
 def through_reference(method: str, lang: bytes | None, sent: list[Message]) -> list[Message]:
-    out: list[Message] = []
+    """What the middleware must send for ``sent`` (one start, then body messages), by the
+    pure helpers: untouched, or the reference injection with rewritten headers."""
+    start, bodies = sent[0], sent[1:]
+    hdrs = list(start["headers"])
+    ctypes = [v for k, v in hdrs if k.lower() == b"content-type"]
+    encodings = [v for k, v in hdrs if k.lower() == b"content-encoding"]
+    status = start["status"]
+    codec = html_codec(ctypes[0]) if ctypes else None
+    if encodings and encodings[-1].strip().lower() not in (b"", b"identity"):
+        codec = None
+    if status < 200 or status in (204, 205, 206, 304) or method == "HEAD" or codec is None:
+        return [dict(m) for m in sent]
+    whole = b"".join(m["body"] for m in bodies)
     state = ConsentState(policy_version=MW.config.policy_version)
-
-    def render(nonce: str | None, html_lang: str | None) -> Any:
-        language = MW.page_language(html_lang, lang)
-        return MW.banner.snippet_parts(language, state, "/side?a=1&b=<2>", nonce)
-
-    async def collect(message: Message) -> None:
-        out.append(message)
-
-    async def run() -> None:
-        inj = InjectingSend(collect, method=method, render_snippet=render)
-        for m in sent:
-            await inj({**m, "headers": list(m["headers"])} if "headers" in m else dict(m))
-
-    asyncio.run(run())
-    return out
+    language = MW.policy.page_language(find_html_lang(whole), lang)
+    nonce = csp_nonce(hdrs)
+    snippet = MW.banner.snippet_parts(language, state, "/side?a=1&b=<2>", nonce)
+    out = inject_once(whole, snippet.encode(codec, errors="xmlcharrefreplace"))
+    if len(bodies) > 1:  # streamed: headers leave before the body is seen
+        head = {**start, "headers": changed_headers(hdrs, None)}
+        return [head, *({**m, "body": out if m is bodies[-1] else b""} for m in bodies)]
+    if out != whole:
+        start = {**start, "headers": changed_headers(hdrs, len(out))}
+    return [start, {**bodies[0], "body": out}]
 
 
 async def _receive() -> Message:
@@ -133,13 +149,19 @@ async def _receive() -> Message:
 
 
 def normal(msgs: list[Message]) -> list[Any]:
-    """Messages as comparable values (header items as tuples of bytes)."""
+    """Messages as comparable values (header items as tuples of bytes); a streamed body
+    as its bytes in the last body message, since where it is cut does not matter."""
     out = []
     for m in msgs:
         m = dict(m)
         if "headers" in m:
             m["headers"] = [(bytes(k), bytes(v)) for k, v in m["headers"]]
         out.append(m)
+    bodies = [m for m in out if m["type"] == "http.response.body"]
+    if len(bodies) > 1:
+        whole = b"".join(bytes(m["body"]) for m in bodies)
+        for m in bodies:
+            m["body"] = whole if m is bodies[-1] else b""
     return out
 
 
@@ -152,7 +174,7 @@ def normal(msgs: list[Message]) -> list[Any]:
     method=st.sampled_from(["GET", "GET", "POST", "HEAD"]),
     lang=st.sampled_from([None, b"en-GB,en;q=0.9", b"nb-NO", b"de"]),
 )
-def test_middleware_sends_what_the_reference_injector_sends(
+def test_middleware_sends_what_the_reference_says(
     hdrs: list[tuple[bytes, bytes]],
     body: bytes,
     cuts: list[int],
@@ -276,7 +298,7 @@ def test_long_urls_and_headers_are_served_but_not_cached() -> None:
         sc["path"], sc["query_string"] = path, b""
         out = serve([start, body], sc, mw)
         assert SNIPPET_MARKER in out[1]["body"] and b'lang="en"' in out[1]["body"]
-    cached = list(mw._snippet_bytes)
+    cached = list(mw.snippets.cache)
     assert [k[3] for k in cached] == ["/short"]  # the long path was not cached
     assert all(len(k[1]) <= 512 for k in cached)  # Accept-Language keyed by what is read
 
@@ -343,3 +365,23 @@ def test_a_genuinely_injected_body_is_not_injected_again(cuts: list[int], csp: b
         once = through_mw(page, [], csp=csp)
         assert through_mw(once, cuts, csp=csp) == once
         assert through_mw(through_mw(page, cuts, csp=csp), [], csp=csp) == once
+
+
+def test_a_banner_view_is_counted_only_when_the_snippet_goes_in(tmp_path: Any) -> None:
+    """A streamed page that already carries this very snippet (stacked middleware) is
+    passed on unchanged and is not counted as a second banner view."""
+    mw = ConsentMiddleware(
+        lambda s, r, c: None, secret_key=SECRET, records_url=f"sqlite:///{tmp_path}/r.db"
+    )
+    counter = mw.receipts.counter
+    assert counter is not None
+    page = PAGE % (b"<p>x</p>", b"")
+    sc = scope("GET", b"en")
+    sc["path"], sc["query_string"] = "/side", b""
+    once = body_of(serve(messages(200, HTML, page, []), dict(sc), mw))
+    assert counter.pending == 1
+    again = body_of(serve(messages(200, HTML, once, [40, 400]), dict(sc), mw))
+    assert again == once
+    assert counter.pending == 1  # passed on, not shown again
+    body_of(serve(messages(200, HTML, page, [40, 400]), dict(sc), mw))
+    assert counter.pending == 2  # streamed and injected: counted

@@ -72,7 +72,7 @@ async def test_forget_deletes_receipts_and_cookies(records_url: str) -> None:
     app = make_app(records_url=records_url)
     async with client(app) as c:
         await c.post("/_consent", data={"action": "accept_all"})
-        consent_id = app.codec.decode(c.cookies["consentmw"]).consent_id
+        consent_id = app.codec.verify(c.cookies["consentmw"])[0].consent_id
         response = await c.post(
             "/_consent/forget", headers={"Cookie": f"consentmw={c.cookies['consentmw']}; _ga=1"}
         )

@@ -27,7 +27,6 @@ from jinja2 import (
     select_autoescape,
 )
 
-from .cache import ENTRY_BYTES, BoundedCache
 from .config import LANGUAGES, ConsentConfig
 from .consent import ConsentState
 from .registry import FIRST_PARTY, CookieSpec
@@ -233,7 +232,6 @@ _NONCE_ATTR = ' nonce="__consentmw_nonce__"'
 _PLACEHOLDERS = re.compile(f"({_NEXT}|{_NONCE_ATTR})")
 _NONCE = re.compile(r"^[A-Za-z0-9+/=_\-]{1,128}$")
 _NB_TAGS = ("nb", "no", "nn")
-_MAX_CACHED_PATH = 1024  # path and query of the page a snippet returns to
 
 
 def _accept_language(header: str, default: str) -> str:
@@ -290,17 +288,16 @@ class _Segments:
 class Snippet:
     """The snippet of one response: cached parts plus the page to return to and the nonce.
 
-    ``encode(codec)`` joins bytes encoded once per charset and remembers the result, so a
-    response pays for neither re-rendering nor re-encoding the markup; ``str()`` gives the
-    text. Without a nonce the same object serves every request for the same page and state.
+    ``encode(codec)`` joins the fixed parts, encoded once per charset, with this
+    response's own, so a response pays for neither re-rendering nor re-encoding the
+    markup; ``str()`` gives the text.
     """
 
-    __slots__ = ("encoded", "fills", "segments")
+    __slots__ = ("fills", "segments")
 
     def __init__(self, segments: _Segments, next_attr: str, nonce_attr: str) -> None:
         self.segments = segments
         self.fills = {_NEXT: next_attr, _NONCE_ATTR: nonce_attr}
-        self.encoded: dict[tuple[str, str], bytes] = {}
 
     def _pieces(self, parts: tuple[Any, ...], fills: dict[str, Any]) -> list[Any]:
         texts = self.segments.texts
@@ -310,13 +307,8 @@ class Snippet:
         return "".join(self._pieces(self.segments.texts, self.fills))
 
     def encode(self, codec: str = "utf-8", errors: str = "strict") -> bytes:
-        key = (codec, errors)
-        out = self.encoded.get(key)
-        if out is None:
-            fills = {k: v.encode(codec, errors) for k, v in self.fills.items()}
-            out = b"".join(self._pieces(self.segments.encode(codec, errors), fills))
-            self.encoded[key] = out
-        return out
+        fills = {k: v.encode(codec, errors) for k, v in self.fills.items()}
+        return b"".join(self._pieces(self.segments.encode(codec, errors), fills))
 
 
 class Banner:
@@ -354,11 +346,8 @@ class Banner:
         self.static_urls = {
             name: f"{prefix}/static/{f.digest}/{name}" for name, f in static_files().items()
         }
+        # The rendered template per language and state (a few dozen at most).
         self._snippets: dict[tuple[Any, ...], _Segments] = {}
-        # Finished snippets per state and page; long URLs (crawlers, probes) are not kept.
-        self._finished: BoundedCache[tuple[Any, ...], Snippet] = BoundedCache(
-            1024, 8 * 1024 * 1024
-        )
 
     # -- shared context ----------------------------------------------------------------
     def context(self, lang: str, state: ConsentState, **extra: Any) -> dict[str, Any]:
@@ -408,12 +397,11 @@ class Banner:
     def snippet_parts(
         self, lang: str, state: ConsentState, next_path: str, nonce: str | None
     ) -> Snippet:
-        """The snippet for one response, cheap to encode: see :class:`Snippet`."""
+        """The snippet for one response, cheap to encode: see :class:`Snippet`.
+
+        The encoded bytes are cached by the caller (:class:`~consentmw.snippets.PageSnippets`).
+        """
         key = (lang, state.show_banner, state.granted, state.signal, state.decided)
-        if not nonce:  # the common case: reuse the finished snippet of this page and state
-            done = self._finished.get((key, next_path))
-            if done is not None:
-                return done
         segments = self._snippets.get(key)
         if segments is None:
             ctx = self.context(lang, state, next=_NEXT, nonce="__consentmw_nonce__")
@@ -422,12 +410,7 @@ class Banner:
             if len(self._snippets) < 256:
                 self._snippets[key] = segments
         nonce_attr = f' nonce="{nonce}"' if nonce and _NONCE.match(nonce) else ""
-        snippet = Snippet(segments, escape(next_path, quote=True), nonce_attr)
-        if not nonce and len(next_path) <= _MAX_CACHED_PATH:
-            # The path twice (as given, escaped) and the snippet once per charset it is sent in.
-            size = ENTRY_BYTES + 2 * len(next_path) + sum(map(len, segments.texts))
-            self._finished.put((key, next_path), snippet, size)
-        return snippet
+        return Snippet(segments, escape(next_path, quote=True), nonce_attr)
 
     def dialog(self, lang: str, state: ConsentState, next_path: str) -> str:
         """The settings dialog fragment that consent.js fetches when the visitor opens it."""

@@ -79,9 +79,6 @@ class ConsentState:
         }
 
 
-UNDECIDED = ConsentState()
-
-
 def _iso(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
@@ -123,20 +120,10 @@ class ConsentCodec:
             payload["x"] = 1
         return self._serializer.dumps(payload)
 
-    def decode(self, value: str | None, now: float | None = None) -> ConsentState | None:
-        """The state in ``value``, or ``None`` when it must be treated as undecided."""
-        verified = self.verify(value)
-        if verified is None:
-            return None
-        state, signed_at = verified
-        if (time.time() if now is None else now) - signed_at > self.lifetime:
-            return None
-        return state
-
     def verify(self, value: str | None) -> tuple[ConsentState, int] | None:
         """The state in ``value`` and when it was signed, if the signature holds (cached).
 
-        Says nothing about the cookie's age: :meth:`decode` checks that on every call.
+        Says nothing about the cookie's age: the caller checks that on every request.
         """
         if not value or len(value) > MAX_COOKIE_BYTES:
             return None

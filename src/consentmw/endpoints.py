@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Send
 
-from .banner import choose_language
-from .config import LANGUAGES
+from .banner import Banner, choose_language
+from .config import LANGUAGES, ConsentConfig
 from .consent import ConsentState, new_consent_id
-from .receipts import derive_action
+from .policy import ConsentPolicy, RequestContext
+from .receipts import ReceiptWriter, derive_action
 from .records import ForgetResult, RecordsUnavailable
 from .resources import static_files
 from .setcookie import expire_headers, request_cookie_names
 from .urls import Origin, origin_of_url, parse_origin, request_origin, safe_next
-
-if TYPE_CHECKING:
-    from .middleware import ConsentMiddleware, RequestContext
 
 MAX_BODY = 64 * 1024
 NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -96,13 +93,21 @@ async def read_body(receive: Receive) -> bytes:
 class Endpoints:
     """Dispatches requests under the prefix; holds no per-request state."""
 
-    def __init__(self, mw: ConsentMiddleware) -> None:
-        self.mw = mw
-        self.config = mw.config
-        self.prefix = mw.config.prefix
+    def __init__(
+        self,
+        config: ConsentConfig,
+        policy: ConsentPolicy,
+        banner: Banner,
+        receipts: ReceiptWriter,
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.banner = banner
+        self.receipts = receipts
+        self.prefix = config.prefix
         self.origins = frozenset(
             origin
-            for origin in map(parse_origin, mw.config.trusted_origins)
+            for origin in map(parse_origin, config.trusted_origins)
             if origin is not None  # validated in ConsentConfig: always an origin
         )
 
@@ -164,7 +169,7 @@ class Endpoints:
             if state.decided and state.decided_at
             else None
         )
-        html = self.mw.banner.page(
+        html = self.banner.page(
             f"{name}.html",
             self.language(ctx),
             state,
@@ -177,8 +182,8 @@ class Endpoints:
         """The settings dialog, fetched by consent.js when opened (not sent with every page)."""
         query = dict(parse_qsl(ctx.scope.get("query_string", b"").decode("latin-1")))
         next_path = safe_next(query.get("next"))
-        html = self.mw.banner.dialog(self.language(ctx), ctx.state, next_path)
-        # nosniff is added to every answer under the prefix, this one included.
+        html = self.banner.dialog(self.language(ctx), ctx.state, next_path)
+        # nosniff is added to every answer by __call__.
         return HTMLResponse(html, headers={**NO_STORE, "Vary": "Cookie, Accept-Language"})
 
     def static(self, sub: str, method: str) -> Response:
@@ -196,7 +201,7 @@ class Endpoints:
 
     # -- the visitor's rights -----------------------------------------------------------
     async def receipts_of(self, state: ConsentState) -> list[dict[str, object]]:
-        store = self.mw.receipts.store
+        store = self.receipts.store
         if store is None or not state.consent_id:
             return []
         try:
@@ -218,7 +223,7 @@ class Endpoints:
         accept = (ctx.header(b"accept") or b"").lower()
         if b"application/json" in accept and b"text/html" not in accept:
             return JSONResponse(data, headers=NO_STORE)
-        html = self.mw.banner.page(
+        html = self.banner.page(
             "me.html",
             self.language(ctx),
             state,
@@ -234,7 +239,7 @@ class Endpoints:
         if not is_same_origin(ctx, self.origins):
             raise HTTPError(403, "cross-site requests are refused")
         await read_body(receive)
-        store = self.mw.receipts.store
+        store = self.receipts.store
         result = ForgetResult(deleted=0)
         if store is not None and ctx.state.consent_id:
             try:
@@ -247,9 +252,9 @@ class Endpoints:
             *(
                 value
                 for name in self.config.consent_cookie_names
-                for value in expire_headers(name, ctx.host, self.mw.secure(ctx))
+                for value in expire_headers(name, ctx.host, self.policy.secure(ctx))
             ),
-            *self.mw.expiry_headers(ctx, cleared, request_cookie_names(cookie_header)),
+            *self.policy.expiry_headers(ctx, cleared, request_cookie_names(cookie_header)),
         ]
         accept = (ctx.header(b"accept") or b"").lower()
         if b"application/json" in accept and b"text/html" not in accept:
@@ -257,7 +262,7 @@ class Endpoints:
             # name can itself be confidential (the operator sees it in the CLI).
             response: Response = JSONResponse(result.visitor_dict(), headers=NO_STORE)
         else:
-            html = self.mw.banner.page(
+            html = self.banner.page(
                 "forgotten.html",
                 self.language(ctx),
                 cleared,
@@ -292,8 +297,8 @@ class Endpoints:
             response = Response(status_code=303, headers={**NO_STORE, "Location": next_path})
         for value in self.decision_headers(ctx, new_state):
             response.raw_headers.append((b"set-cookie", value))
-        lang = ctx.language or self.mw.language(ctx)
-        await self.mw.receipts.record(
+        lang = ctx.language or self.policy.language(ctx)
+        await self.receipts.record(
             ctx.scope, ctx.headers, lang, ctx.state, new_state, recorded, source
         )
         return response
@@ -366,8 +371,8 @@ class Endpoints:
 
     def decision_headers(self, ctx: RequestContext, state: ConsentState) -> list[bytes]:
         """The new consent cookie, plus deletion of cookies the visitor no longer allows."""
-        headers = self.mw.consent_cookie_headers(ctx, state)
+        headers = self.policy.consent_cookie_headers(ctx, state)
         cookie_header = ctx.header(b"cookie")
         if cookie_header:
-            headers += self.mw.expiry_headers(ctx, state, request_cookie_names(cookie_header))
+            headers += self.policy.expiry_headers(ctx, state, request_cookie_names(cookie_header))
         return headers

@@ -318,8 +318,5 @@ class Registry:
                 return pattern
         return None
 
-    def category(self, name: str) -> Category | None:
-        return next((c for c in self.categories if c.name == name), None)
-
     def cookies_in(self, category: str) -> tuple[CookieSpec, ...]:
         return tuple(s for s in self.cookies if s.category == category)

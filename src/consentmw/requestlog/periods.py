@@ -86,9 +86,6 @@ class Schedule:
         end = _local_midnight(day + timedelta(days=1), self.tz)
         return start, end, day.isoformat()
 
-    def end_of(self, key: str) -> float | None:
-        return period_end(key, self.tz, self.rotation_seconds)
-
 
 def _local_midnight(day: date, tz: ZoneInfo) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()

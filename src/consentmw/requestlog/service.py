@@ -114,7 +114,6 @@ class RequestLog:
         self.asn: AsnLookup | None = (
             None if asn_database is None else open_asn_database(asn_database)
         )
-        self.schedule = Schedule(rotation, self.tz, rotation_seconds)
         # Off by default: a key derived from IP and User-Agent may need consent (README).
         self.visitors: VisitorKeys | None = make_visitor_keys(
             count_visitors, self.tz, directory, salt_dir, salt_url, salt_grace

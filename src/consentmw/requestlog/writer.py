@@ -16,7 +16,6 @@ from typing import Any
 
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.periods import Schedule
-from consentmw.requestlog.record import _ENCODER, PendingRecord, from_raw
 
 _BATCH = 5000  # records per append (per period): bounds the memory of one pass
 
@@ -28,28 +27,22 @@ logger = logging.getLogger("consentmw.requestlog")
 class LogWriter:
     """Bounded queue plus one daemon thread writing to :class:`PeriodFiles`.
 
-    Records are :class:`PendingRecord` or plain tuples in its field order. ``encode``
-    (``record -> line``, see :func:`~consentmw.requestlog.record.make_encoder`) is the
-    fast way to turn them into lines; ``build`` (``record -> dict``) the generic one.
+    Records are :class:`PendingRecord` or plain tuples in its field order; ``encode``
+    (``record -> line``, see :func:`~consentmw.requestlog.record.make_encoder`) turns
+    them into lines.
     """
 
     def __init__(
         self,
         files: PeriodFiles,
         schedule: Schedule,
-        build: Callable[[PendingRecord], dict[str, Any]] | None = None,
+        *,
+        encode: Callable[[Sequence[Any]], str],
         queue_size: int = 10_000,
         flush_interval: float = 0.2,
-        *,
-        encode: Callable[[Sequence[Any]], str] | None = None,
     ) -> None:
-        if encode is None:
-            if build is None:
-                raise ValueError("LogWriter needs build or encode")
-            encode = _encoder_from_build(build)
         self.files = files
         self.schedule = schedule
-        self.build = build
         self.encode = encode
         self.queue_size = queue_size
         self.flush_interval = flush_interval
@@ -198,11 +191,3 @@ class LogWriter:
             "queued": len(self._queue),
         }
 
-
-def _encoder_from_build(build: Callable[[PendingRecord], dict[str, Any]]) -> Callable[..., str]:
-    def encode(pending: Sequence[Any]) -> str:
-        if type(pending) is not PendingRecord:
-            pending = PendingRecord(*(from_raw(pending) if len(pending) in (12, 13) else pending))
-        return _ENCODER.encode(build(pending)) + "\n"
-
-    return encode
