@@ -367,3 +367,26 @@ def test_html_says_when_consent_decisions_were_not_counted(tmp_path: Path) -> No
     page = render_html(report(tmp_path))
     assert "Decisions from none" not in page
     assert "Decisions are not counted: the report was made without the receipt store." in page
+
+
+def test_countries_from_a_geoip_database_are_counted(tmp_path: Path) -> None:
+    pytest.importorskip("maxminddb")
+    mmdb_writer = pytest.importorskip("mmdb_writer")
+    from netaddr import IPSet
+
+    writer = mmdb_writer.MMDBWriter(6, "GeoLite2-Country", ipv4_compatible=True)
+    writer.insert_network(IPSet(["198.51.100.0/24"]), {"country": {"iso_code": "NO"}})
+    writer.insert_network(IPSet(["192.0.2.0/24"]), {"country": {"iso_code": "SE"}})
+    db = tmp_path / "country.mmdb"
+    writer.to_db_file(str(db))
+    logs = tmp_path / "logs"
+    mw = RequestLogMiddleware(
+        html_app, directory=str(logs), flush_interval=60, clock=lambda: NOON, country_database=db
+    )
+    chrome = [(b"user-agent", UA_CHROME.encode())]
+    for client in ("198.51.100.7", "198.51.100.8", "192.0.2.1"):
+        run(mw, "/", headers=chrome, client=(client, 1))
+    run(mw, "/site.css", headers=chrome, client=("198.51.100.7", 1))  # an asset: no view
+    mw.close()
+    countries = build_report(logs, DAY, DAY).to_dict()["countries"]
+    assert {row["code"]: row["pageviews"] for row in countries} == {"NO": 2, "SE": 1}

@@ -122,3 +122,30 @@ def test_asn_lookup_from_tiny_database(tmp_path: Path) -> None:
         ("203.0.0.0", None, None),
         ("0.0.0.0", None, None),
     ]
+
+
+def test_country_from_tiny_database_reaches_the_log_and_the_report(tmp_path: Path) -> None:
+    pytest.importorskip("maxminddb")
+    mmdb_writer = pytest.importorskip("mmdb_writer")
+    from netaddr import IPSet
+
+    writer = mmdb_writer.MMDBWriter(6, "GeoLite2-Country", ipv4_compatible=True)
+    writer.insert_network(IPSet(["198.51.100.0/24"]), {"country": {"iso_code": "NO"}})
+    writer.insert_network(IPSet(["2001:db8::/32"]), {"country": {"iso_code": "SE"}})
+    db = tmp_path / "country.mmdb"
+    writer.to_db_file(str(db))
+    logs = tmp_path / "logs"
+    mw = RequestLogMiddleware(text_app, directory=str(logs), country_database=db, flush_interval=60)
+    for client in (("198.51.100.23", 1), ("198.51.100.24", 1), ("2001:db8::77", 1)):
+        run(mw, client=client)
+    run(mw, client=("203.0.113.9", 1))
+    mw.close()
+    rows = [(r["ip"], r["country"]) for r in read_records(logs)]
+    assert rows == [
+        ("198.51.0.0", "NO"),
+        ("198.51.0.0", "NO"),
+        ("2001:db8::", "SE"),
+        ("203.0.0.0", None),
+    ]
+    with pytest.raises(ValueError, match="country_database"):
+        RequestLogMiddleware(text_app, directory=str(logs), country_database=tmp_path / "x.mmdb")

@@ -81,7 +81,7 @@ def _check_request_log(env: Mapping[str, str], result: CheckResult) -> None:
     result.shown["request_log"] = {
         **shown,
         "directory": str(log.directory),
-        "rotation": log.schedule.rotation,
+        "rotation": log.writer.schedule.rotation,
         "timezone": log.tz.key,
         "retention_months": log.retention_months,
     }

@@ -147,6 +147,7 @@ LOG_VARIABLES = {
     "retention_months": "CONSENTMW_LOG_RETENTION_MONTHS",
     "legal_hold": "CONSENTMW_LOG_LEGAL_HOLD",
     "asn_database": "CONSENTMW_LOG_ASN_DATABASE",
+    "country_database": "CONSENTMW_LOG_COUNTRY_DATABASE",
     "mask_client_in_scope": "CONSENTMW_MASK_CLIENT_IN_SCOPE",
     "trusted_proxies": "CONSENTMW_TRUSTED_PROXIES",
     "forwarded_header": "CONSENTMW_FORWARDED_HEADER",

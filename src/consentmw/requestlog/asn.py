@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AsnLookup", "open_asn_database"]
+__all__ = ["AsnLookup", "CountryLookup", "open_asn_database", "open_country_database"]
 
 
 class AsnLookup:
@@ -42,8 +42,41 @@ class AsnLookup:
         self._reader.close()
 
 
+class CountryLookup:
+    """``lookup(ip) -> "NO"``: the ISO 3166 country code (GeoLite2-Country), or ``None``."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+        self.lookup = functools.lru_cache(maxsize=8192)(self._lookup)
+
+    def _lookup(self, ip: str | None) -> str | None:
+        if not ip:
+            return None
+        try:
+            data = self._reader.get(ip)
+        except (ValueError, TypeError):
+            return None
+        country = data.get("country") if isinstance(data, dict) else None
+        code = country.get("iso_code") if isinstance(country, dict) else None
+        return code if isinstance(code, str) and len(code) == 2 and code.isalpha() else None
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def open_country_database(
+    path: str | os.PathLike[str], option: str = "country_database"
+) -> CountryLookup:
+    """Open a MaxMind-format country database now (a wrong path fails at start-up)."""
+    return CountryLookup(_open_reader(path, option, "country"))
+
+
 def open_asn_database(path: str | os.PathLike[str], option: str = "asn_database") -> AsnLookup:
     """Open the database now, so a wrong path fails at start-up with the option's name."""
+    return AsnLookup(_open_reader(path, option, "ASN"))
+
+
+def _open_reader(path: str | os.PathLike[str], option: str, what: str) -> Any:
     try:
         import maxminddb
     except ImportError:
@@ -52,9 +85,9 @@ def open_asn_database(path: str | os.PathLike[str], option: str = "asn_database"
         ) from None
     file = Path(path)
     if not file.is_file():
-        raise ValueError(f"{option}: no such file {str(file)!r} (a MaxMind .mmdb ASN database)")
+        raise ValueError(f"{option}: no such file {str(file)!r} (a MaxMind .mmdb {what} database)")
     try:
         reader = maxminddb.open_database(str(file))
     except Exception as exc:  # InvalidDatabaseError is a RuntimeError
         raise ValueError(f"{option}: {str(file)!r} is not a readable MaxMind DB: {exc}") from None
-    return AsnLookup(reader)
+    return reader

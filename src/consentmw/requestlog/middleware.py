@@ -66,7 +66,8 @@ class RequestLogMiddleware:
         # No proxies to believe and no ASN to look up: the peer's masked address is all
         # the request needs, cached per peer (the raw address is a key in memory only,
         # as in mask_ip's own cache).
-        self._direct = not self.log.trusted and self.log.asn is None
+        log = self.log
+        self._direct = not log.trusted and log.asn is None and log.country is None
         self._masked: dict[str, str] = {}
 
     # -- public helpers ----------------------------------------------------------------
@@ -97,7 +98,7 @@ class RequestLogMiddleware:
         log = self.log
         started = log.clock()
         t0 = perf_counter()
-        asn = isp = visitor = None
+        asn = isp = visitor = country = None
         if self._direct:
             client = scope.get("client")
             peer = client[0] if client else None
@@ -112,6 +113,8 @@ class RequestLogMiddleware:
                 visitor = log.visitors.key(scope.get("headers"), ip, started)
             if log.asn is not None:
                 asn, isp = log.asn.lookup(ip)
+            if log.country is not None:
+                country = log.country.lookup(ip)
             masked = log.mask(ip)
             ip = None  # the raw address goes no further
         if self.mask_client_in_scope:
@@ -142,7 +145,8 @@ class RequestLogMiddleware:
                 logged = True
                 try:
                     self._enqueue(
-                        scope, started, t0, masked, asn, isp, status, size, content_type, visitor
+                        scope, started, t0, masked, asn, isp, status, size, content_type,
+                        visitor, country,
                     )
                 except Exception:
                     self._enqueue_failed()
@@ -153,12 +157,14 @@ class RequestLogMiddleware:
             if not logged:
                 logged = True
                 self._finish(
-                    scope, started, t0, masked, asn, isp, status or 500, size, content_type, visitor
+                    scope, started, t0, masked, asn, isp, status or 500, size, content_type,
+                    visitor, country,
                 )
             raise
         if not logged:  # the app returned without finishing (client gone)
             self._finish(
-                scope, started, t0, masked, asn, isp, status or 500, size, content_type, visitor
+                scope, started, t0, masked, asn, isp, status or 500, size, content_type,
+                visitor, country,
             )
 
     async def _lifespan(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -201,10 +207,11 @@ class RequestLogMiddleware:
         size: int,
         content_type: bytes | None = None,
         visitor: str | None = None,
+        country: str | None = None,
     ) -> None:
         try:
             self._enqueue(
-                scope, started, t0, masked, asn, isp, status, size, content_type, visitor
+                scope, started, t0, masked, asn, isp, status, size, content_type, visitor, country
             )
         except Exception:
             self._enqueue_failed()
@@ -226,6 +233,7 @@ class RequestLogMiddleware:
         size: int,
         content_type: bytes | None = None,
         visitor: str | None = None,
+        country: str | None = None,
     ) -> None:
         """One plain tuple (:data:`~consentmw.requestlog.record.RAW_FIELDS`) to the queue.
 
@@ -238,6 +246,8 @@ class RequestLogMiddleware:
         visitors = self.log.visitors
         if visitor is not None and visitors is not None and not refused(state, visitors.mode):
             extra = (*extra, visitor)
+        if country is not None:  # fourth item; the third is the visitor key or None
+            extra = (*extra, None, country) if len(extra) == 2 else (*extra, country)
         headers = scope.get("headers")
         if type(headers) is not list:  # servers build a fresh list per request: keep it
             headers = tuple(headers or ())  # anything else is copied, never read late

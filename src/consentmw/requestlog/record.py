@@ -61,6 +61,9 @@ RECORD_FIELDS = (
 #: The daily visitor key (16 hex digits) of a page view, or null; see
 #: :mod:`consentmw.requestlog.visitors`. Only in records of a log that counts visitors.
 VISITOR_FIELD = "visitor"
+#: The ISO 3166 country code of the full address (before masking), or null. Only in records
+#: of a log given a ``country_database``.
+COUNTRY_FIELD = "country"
 _VISITOR_RE = re.compile(r"^[0-9a-f]{16}$")
 _PAGE_KIND = ',"kind":"page",'
 
@@ -180,12 +183,22 @@ def visitor_of(extra: object) -> str | None:
     return None
 
 
+def country_of(extra: object) -> str | None:
+    """The visitor's country code the middleware put in ``extra`` (fourth item), if any."""
+    if type(extra) is tuple and len(extra) > 3:
+        code = extra[3]
+        if type(code) is str and len(code) == 2 and code.isascii() and code.isalpha():
+            return code
+    return None
+
+
 def build_record(
     p: PendingRecord,
     parse_ua: UAParser,
     redact_path: Callable[[str], str] | None = None,
     consent_prefix: str = "/_consent",
     visitors: bool = False,
+    countries: bool = False,
 ) -> dict[str, Any]:
     ua = parse_ua(p.user_agent.decode("latin-1") if p.user_agent else None)
     path = decode_path(p.path)
@@ -216,6 +229,8 @@ def build_record(
     }
     if visitors:  # page views only: a key on every asset would link more than is counted
         record[VISITOR_FIELD] = visitor_of(p.extra) if record["kind"] == "page" else None
+    if countries:  # from an optional GeoIP country database (country_database=)
+        record[COUNTRY_FIELD] = country_of(p.extra)
     return record
 
 
@@ -271,6 +286,7 @@ def make_encoder(
     cache_size: int = _CACHE_LIMIT,
     consent_prefix: str = "/_consent",
     visitors: bool = False,
+    countries: bool = False,
 ) -> Callable[[Sequence[Any]], str]:
     """``record -> line`` (``str``, ASCII, ending in a newline) for the writer thread.
 
@@ -292,7 +308,7 @@ def make_encoder(
     def slow(p: Sequence[Any]) -> str:
         if type(p) is not PendingRecord:
             p = PendingRecord(*(from_raw(p) if len(p) in (12, 13) else p))
-        record = build_record(p, parse_ua, redact_path, consent_prefix, visitors)
+        record = build_record(p, parse_ua, redact_path, consent_prefix, visitors, countries)
         return _ENCODER.encode(record) + "\n"
 
     def referrer_json(ref: bytes) -> str:
@@ -409,6 +425,9 @@ def make_encoder(
             if visitors:
                 key = visitor_of(extra) if aj.startswith(_PAGE_KIND) else None
                 aj += ',"visitor":null' if key is None else f',"visitor":"{key}"'
+            if countries:
+                code = country_of(extra)
+                aj += ',"country":null' if code is None else f',"country":"{code}"'
         except Exception:
             return slow(p)
         return (

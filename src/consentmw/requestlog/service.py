@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from consentmw.privacy.ip import TrustedProxies, mask_ip, parse_trusted_proxies
-from consentmw.requestlog.asn import AsnLookup, open_asn_database
+from consentmw.requestlog.asn import (
+    AsnLookup,
+    CountryLookup,
+    open_asn_database,
+    open_country_database,
+)
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.maintenance import compress_ended, log_legal_hold, purge
 from consentmw.requestlog.periods import ROTATIONS, Schedule, load_timezone
@@ -65,6 +70,7 @@ class RequestLog:
         legal_hold: bool | str = False,
         queue_size: int = 10_000,
         asn_database: str | os.PathLike[str] | None = None,
+        country_database: str | os.PathLike[str] | None = None,
         ua_backend: str = "user-agents",
         ua_cache_size: int = 4096,
         compress: bool = True,
@@ -114,6 +120,10 @@ class RequestLog:
         self.asn: AsnLookup | None = (
             None if asn_database is None else open_asn_database(asn_database)
         )
+        # The visitor's country (ISO code) from the full address, before it is masked.
+        self.country: CountryLookup | None = (
+            None if country_database is None else open_country_database(country_database)
+        )
         # Off by default: a key derived from IP and User-Agent may need consent (README).
         self.visitors: VisitorKeys | None = make_visitor_keys(
             count_visitors, self.tz, directory, salt_dir, salt_url, salt_grace
@@ -131,6 +141,7 @@ class RequestLog:
                 ua_cache_size,
                 consent_prefix.rstrip("/") or "/",
                 visitors=self.visitors is not None,
+                countries=self.country is not None,
             ),
         )
         self._stop = threading.Event()
