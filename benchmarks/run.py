@@ -7,7 +7,7 @@ log + consent, naive = BaseHTTPMiddleware reference), loads each with ``wrk`` fr
 separate process (an asyncio/httpx load generator when wrk cannot be had), interleaving
 the stacks round by round, and prints the median requests/s, the ratio to bare and the
 p99 latency of each route; then the in-process microbenchmarks (``micro.py``), the peak
-RSS growth while streaming 100 MB of HTML, and the overhead budget of issue 7.
+RSS growth while streaming 100 MB of HTML, and the overhead budget.
 """
 
 from __future__ import annotations
@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     budgets = budget_lines(table, rss, instr)
     print()
     print(
-        "budget (issue 7)                                        req/s ratio   server-CPU ratio"
+        "budget                                                  req/s ratio   server-CPU ratio"
         "   instructions"
     )
 
