@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -140,3 +141,20 @@ def test_check_validates_the_request_log_too(tmp_path) -> None:
                                 "CONSENTMW_LOG_DIR": str(tmp_path)})  # fmt: skip
     assert bad.returncode == 2 and "rotation" in bad.stderr
     assert "configuration OK" not in bad.stderr
+
+
+def test_start_up_warns_once_about_misspelt_variables(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import consentmw.envconfig as envconfig
+
+    monkeypatch.setattr(envconfig, "_warned_unknown", False)
+    monkeypatch.setenv("CONSENTMW_DEFALT_LANGUAGE", "en")
+    with caplog.at_level(logging.WARNING, logger="consentmw"):
+        ConsentMiddleware(site(), secret_key=SECRET, records_url=None)
+        ConsentMiddleware(site(), secret_key=SECRET, records_url=None)
+    lines = [r.getMessage() for r in caplog.records if "DEFALT" in r.getMessage()]
+    assert lines == [
+        "consentmw: CONSENTMW_DEFALT_LANGUAGE is not a consentmw setting and is ignored; "
+        "did you mean CONSENTMW_DEFAULT_LANGUAGE?"
+    ]

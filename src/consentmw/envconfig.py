@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import fields
@@ -18,6 +19,8 @@ from typing import Any
 from .config import ConfigError, ConsentConfig
 from .registry import Category, CookieSpec
 from .urls import redact_url
+
+logger = logging.getLogger("consentmw")
 
 PREFIX = "CONSENTMW_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -222,3 +225,18 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[st
         close = difflib.get_close_matches(name[len(PREFIX) :], list(by_suffix), n=1, cutoff=0.6)
         out.append((name, by_suffix[close[0]] if close else None))
     return out
+
+
+_warned_unknown = False
+
+
+def warn_unknown_variables() -> None:
+    """Say once per process, at start-up, which ``CONSENTMW_*`` names nothing reads: a
+    misspelt option silently keeps its default (``consentmw check`` fails on them)."""
+    global _warned_unknown
+    if _warned_unknown:
+        return
+    _warned_unknown = True
+    for name, close in unknown_variables():
+        hint = f"; did you mean {close}?" if close else ""
+        logger.warning("consentmw: %s is not a consentmw setting and is ignored%s", name, hint)

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .banner import Banner
 from .config import ConfigError, ConsentConfig
 from .endpoints import Endpoints
-from .envconfig import config_from_env
+from .envconfig import config_from_env, warn_unknown_variables
 from .policy import SCOPE_KEY, ConsentPolicy
 from .receipts import ReceiptWriter
 from .responder import Responder
@@ -45,6 +45,7 @@ class ConsentMiddleware:
                     f"{', '.join(ConsentConfig.option_names())}"
                 )
             config = config_from_env(**options)  # keywords win over CONSENTMW_* variables
+            warn_unknown_variables()
         self.app = app
         self.config = config
         self.registry = config.registry
