@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
@@ -98,3 +99,29 @@ async def store_factory(backend: str, tmp_path: Path) -> AsyncIterator[MakeStore
         finally:
             for store in stores:
                 await store.close()
+
+
+class hold_write_lock:
+    """Another client holding a table's write lock, as a long migration or backup would.
+
+    SQLite locks the whole file; on PostgreSQL ``table`` (``receipts`` or ``counters``,
+    without the ``consentmw_`` prefix) is locked.
+    """
+
+    def __init__(self, backend: str, store: ReceiptStore, table: str = "receipts") -> None:
+        self.backend, self.store, self.table = backend, store, table
+
+    def __enter__(self) -> None:
+        if self.backend == "sqlite":
+            assert isinstance(self.store, SQLiteReceiptStore)
+            self.conn: Any = sqlite3.connect(self.store.path, isolation_level=None)
+            self.conn.execute("BEGIN EXCLUSIVE")
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(self.store.url)  # type: ignore[attr-defined]
+            self.conn.execute(f"LOCK TABLE consentmw_{self.table} IN EXCLUSIVE MODE")
+
+    def __exit__(self, *_: object) -> None:
+        self.conn.rollback() if self.backend == "postgres" else self.conn.execute("ROLLBACK")
+        self.conn.close()

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 UA_CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
@@ -117,3 +119,16 @@ async def text_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     )
     await send({"type": "http.response.body", "body": body[:5], "more_body": True})
     await send({"type": "http.response.body", "body": body[5:]})
+
+
+def country_database(path: Path, networks: dict[str, str]) -> Path:
+    """A tiny MaxMind-format country database at ``path``: network -> ISO country code."""
+    pytest.importorskip("maxminddb")
+    mmdb_writer = pytest.importorskip("mmdb_writer")
+    from netaddr import IPSet
+
+    writer = mmdb_writer.MMDBWriter(6, "GeoLite2-Country", ipv4_compatible=True)
+    for network, code in networks.items():
+        writer.insert_network(IPSet([network]), {"country": {"iso_code": code}})
+    writer.to_db_file(str(path))
+    return path

@@ -25,7 +25,7 @@ from consentmw.requestlog import RequestLogMiddleware
 from consentmw.requestlog.maintenance import compress_ended, purge
 from consentmw.requestlog.periods import utc_iso
 from tests.records_support import BACKENDS, receipt, store_factory
-from tests.requestlog_helpers import UA_CHROME, UA_IPHONE, run
+from tests.requestlog_helpers import UA_CHROME, UA_IPHONE, country_database, run
 from tests.test_analytics_kind import GOOGLEBOT, html_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -370,15 +370,8 @@ def test_html_says_when_consent_decisions_were_not_counted(tmp_path: Path) -> No
 
 
 def test_countries_from_a_geoip_database_are_counted(tmp_path: Path) -> None:
-    pytest.importorskip("maxminddb")
-    mmdb_writer = pytest.importorskip("mmdb_writer")
-    from netaddr import IPSet
-
-    writer = mmdb_writer.MMDBWriter(6, "GeoLite2-Country", ipv4_compatible=True)
-    writer.insert_network(IPSet(["198.51.100.0/24"]), {"country": {"iso_code": "NO"}})
-    writer.insert_network(IPSet(["192.0.2.0/24"]), {"country": {"iso_code": "SE"}})
-    db = tmp_path / "country.mmdb"
-    writer.to_db_file(str(db))
+    networks = {"198.51.100.0/24": "NO", "192.0.2.0/24": "SE"}
+    db = country_database(tmp_path / "country.mmdb", networks)
     logs = tmp_path / "logs"
     mw = RequestLogMiddleware(
         html_app, directory=str(logs), flush_interval=60, clock=lambda: NOON, country_database=db

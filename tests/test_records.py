@@ -10,7 +10,6 @@ import sqlite3
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +24,7 @@ from consentmw.records import (
     redact_url,
 )
 from consentmw.records.sqlite import SCHEMA_VERSION
-from tests.records_support import MakeStore, receipt
+from tests.records_support import MakeStore, hold_write_lock, receipt
 
 TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
 
@@ -177,28 +176,6 @@ async def test_locked_store_logs_once_counts_and_retries(
         await asyncio.sleep(0.05)
     assert len(await store.for_consent_id("during")) == 3
     assert len(await store.for_consent_id("before")) == 1
-
-
-class hold_write_lock:
-    """Another client holding the write lock, as a long migration or backup would."""
-
-    def __init__(self, backend: str, store: ReceiptStore) -> None:
-        self.backend, self.store = backend, store
-
-    def __enter__(self) -> None:
-        if self.backend == "sqlite":
-            assert isinstance(self.store, SQLiteReceiptStore)
-            self.conn: Any = sqlite3.connect(self.store.path, isolation_level=None)
-            self.conn.execute("BEGIN EXCLUSIVE")
-        else:
-            import psycopg
-
-            self.conn = psycopg.connect(self.store.url)  # type: ignore[attr-defined]
-            self.conn.execute("LOCK TABLE consentmw_receipts IN EXCLUSIVE MODE")
-
-    def __exit__(self, *_: object) -> None:
-        self.conn.rollback() if self.backend == "postgres" else self.conn.execute("ROLLBACK")
-        self.conn.close()
 
 
 async def test_unreachable_store_never_raises_on_add_but_reads_say_unavailable(

@@ -15,7 +15,7 @@ import pytest
 
 from consentmw.receipts import ReceiptWriter
 from consentmw.records import CountRow, EventCounter, Hold, ReceiptStore, SQLiteReceiptStore
-from tests.records_support import MakeStore, receipt, store_factory
+from tests.records_support import MakeStore, hold_write_lock, receipt, store_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 D1, D2, D3 = date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 21)
@@ -42,28 +42,6 @@ async def wait_for(check: Any, seconds: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     assert check()
-
-
-class hold_counters_lock:
-    """Another client holding the counters' write lock, as a long backup would."""
-
-    def __init__(self, backend: str, store: ReceiptStore) -> None:
-        self.backend, self.store = backend, store
-
-    def __enter__(self) -> None:
-        if self.backend == "sqlite":
-            assert isinstance(self.store, SQLiteReceiptStore)
-            self.conn: Any = sqlite3.connect(self.store.path, isolation_level=None)
-            self.conn.execute("BEGIN EXCLUSIVE")
-        else:
-            import psycopg
-
-            self.conn = psycopg.connect(self.store.url)  # type: ignore[attr-defined]
-            self.conn.execute("LOCK TABLE consentmw_counters IN EXCLUSIVE MODE")
-
-    def __exit__(self, *_: object) -> None:
-        self.conn.rollback() if self.backend == "postgres" else self.conn.execute("ROLLBACK")
-        self.conn.close()
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -235,7 +213,8 @@ async def test_counts_survive_a_failing_store_and_are_written_later(
     c = counter(store)
     c.count("banner_shown", "1.07", "nb")
     await c.flush()
-    with hold_counters_lock(backend, store), caplog.at_level(logging.ERROR, "consentmw.records"):
+    locked = hold_write_lock(backend, store, "counters")
+    with locked, caplog.at_level(logging.ERROR, "consentmw.records"):
         for _ in range(7):
             c.count("banner_shown", "1.07", "nb")
         c.count("signal_refusal", "1.07", "en")

@@ -98,7 +98,7 @@ async def test_a_case_holds_once(store: ReceiptStore) -> None:
 async def test_forget_keeps_a_held_receipt_waiting_for_retry(
     backend: str, make_store: MakeStore
 ) -> None:
-    from tests.test_records import hold_write_lock
+    from tests.records_support import hold_write_lock
 
     store = make_store(timeout=0.2, retry_interval=30)
     store.add_hold_sync(Hold(case="A", review=NEXT_YEAR, consent_ids=("alice",)))

@@ -9,7 +9,7 @@ import pytest
 from consentmw.requestlog import RequestLogMiddleware
 from consentmw.requestlog.record import decode_path, primary_language, referrer_host
 from consentmw.requestlog.useragent import UAParser, fast_backend_available
-from tests.requestlog_helpers import read_records, run, text_app
+from tests.requestlog_helpers import country_database, read_records, run, text_app
 
 REAL_UAS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -125,15 +125,8 @@ def test_asn_lookup_from_tiny_database(tmp_path: Path) -> None:
 
 
 def test_country_from_tiny_database_reaches_the_log_and_the_report(tmp_path: Path) -> None:
-    pytest.importorskip("maxminddb")
-    mmdb_writer = pytest.importorskip("mmdb_writer")
-    from netaddr import IPSet
-
-    writer = mmdb_writer.MMDBWriter(6, "GeoLite2-Country", ipv4_compatible=True)
-    writer.insert_network(IPSet(["198.51.100.0/24"]), {"country": {"iso_code": "NO"}})
-    writer.insert_network(IPSet(["2001:db8::/32"]), {"country": {"iso_code": "SE"}})
-    db = tmp_path / "country.mmdb"
-    writer.to_db_file(str(db))
+    networks = {"198.51.100.0/24": "NO", "2001:db8::/32": "SE"}
+    db = country_database(tmp_path / "country.mmdb", networks)
     logs = tmp_path / "logs"
     mw = RequestLogMiddleware(text_app, directory=str(logs), country_database=db, flush_interval=60)
     for client in (("198.51.100.23", 1), ("198.51.100.24", 1), ("2001:db8::77", 1)):

@@ -12,7 +12,7 @@ import abc
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -104,6 +104,25 @@ class Receipt:
     def content(self) -> Receipt:
         """This receipt without its storage facts (id, pending): equal for the same decision."""
         return replace(self, id=None, pending=False)
+
+
+def split_waiting(
+    waiting: list[Receipt], consent_id: str, holds: Sequence[Hold], counts: dict[str, int]
+) -> tuple[list[Receipt], int, int]:
+    """Receipts still in memory after forgetting ``consent_id``, and how many went/stayed."""
+    keep: list[Receipt] = []
+    deleted = kept = 0
+    for r in waiting:
+        covering = [h.case for h in holds if h.covers(r.consent_id, r.recorded_at)]
+        if r.consent_id == consent_id:
+            if not covering:
+                deleted += 1
+                continue
+            kept += 1
+            for case in covering:
+                counts[case] = counts.get(case, 0) + 1
+        keep.append(r)
+    return keep, deleted, kept
 
 
 def with_pending(stored: list[Receipt], pending: Iterable[Receipt]) -> list[Receipt]:

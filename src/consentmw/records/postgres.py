@@ -30,6 +30,7 @@ from consentmw.records.base import (
     ReceiptStore,
     RecordsUnavailable,
     logger,
+    split_waiting,
     with_pending,
 )
 from consentmw.records.counts import CountKey, CountRow, checked_rows, merge_counts
@@ -225,25 +226,6 @@ def _forget_result(
     return ForgetResult(deleted=deleted, kept=kept, holds=held_by)
 
 
-def _split_waiting(
-    waiting: list[Receipt], consent_id: str, holds: Sequence[Hold], counts: dict[str, int]
-) -> tuple[list[Receipt], int, int]:
-    """Receipts still in memory after forgetting ``consent_id``, and how many went/stayed."""
-    keep: list[Receipt] = []
-    deleted = kept = 0
-    for r in waiting:
-        covering = [h.case for h in holds if h.covers(r.consent_id, r.recorded_at)]
-        if r.consent_id == consent_id:
-            if not covering:
-                deleted += 1
-                continue
-            kept += 1
-            for case in covering:
-                counts[case] = counts.get(case, 0) + 1
-        keep.append(r)
-    return keep, deleted, kept
-
-
 class PostgresReceiptStore(ReceiptStore):
     """Receipts in table ``consentmw_receipts`` (first schema on the search_path)."""
 
@@ -418,9 +400,9 @@ class PostgresReceiptStore(ReceiptStore):
         self, consent_id: str, holds: Sequence[Hold], counts: dict[str, int]
     ) -> tuple[int, int]:
         """Drop the visitor's unheld receipts from every in-memory buffer (no await inside)."""
-        self._pending, deleted, kept = _split_waiting(self._pending, consent_id, holds, counts)
+        self._pending, deleted, kept = split_waiting(self._pending, consent_id, holds, counts)
         queued = [r for r, _ in self._queue if r is not None]
-        still, gone, held = _split_waiting(queued, consent_id, holds, counts)
+        still, gone, held = split_waiting(queued, consent_id, holds, counts)
         deleted, kept = deleted + gone, kept + held
         keep_ids = {id(r) for r in still}
         for r, done in self._queue:
@@ -428,7 +410,7 @@ class PostgresReceiptStore(ReceiptStore):
                 done.set_result(None)
         self._queue = [(r, d) for r, d in self._queue if r is None or id(r) in keep_ids]
         with self._sync_lock:
-            self._sync_pending, gone, held = _split_waiting(
+            self._sync_pending, gone, held = split_waiting(
                 self._sync_pending, consent_id, holds, counts
             )
         return deleted + gone, kept + held
@@ -659,7 +641,7 @@ class PostgresReceiptStore(ReceiptStore):
                 holds = [_hold_from_row(row) for row in conn.execute(_HOLDS_SELECT)]
                 counts: dict[str, int] = {}
                 with self._sync_lock:
-                    self._sync_pending, deleted, kept = _split_waiting(
+                    self._sync_pending, deleted, kept = split_waiting(
                         self._sync_pending, consent_id, holds, counts
                     )
                 with conn.transaction():

@@ -37,7 +37,13 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from consentmw.records.base import Receipt, ReceiptStore, RecordsUnavailable, with_pending
+from consentmw.records.base import (
+    Receipt,
+    ReceiptStore,
+    RecordsUnavailable,
+    split_waiting,
+    with_pending,
+)
 from consentmw.records.counts import CountKey, CountRow, checked_rows, merge_counts
 from consentmw.records.holds import ForgetResult, HeldBy, Hold
 from consentmw.records.texts import StoredTexts
@@ -529,19 +535,7 @@ class SQLiteReceiptStore(ReceiptStore):
         conn = self._connection() if exists else None
         holds = self._holds(conn) if conn is not None else []
         counts: dict[str, int] = {}
-        deleted = kept = 0
-        waiting = []
-        for r in self._pending:
-            covering = [h.case for h in holds if h.covers(r.consent_id, r.recorded_at)]
-            if r.consent_id == consent_id:
-                if not covering:
-                    deleted += 1
-                    continue
-                kept += 1
-                for case in covering:
-                    counts[case] = counts.get(case, 0) + 1
-            waiting.append(r)
-        self._pending = waiting
+        self._pending, deleted, kept = split_waiting(self._pending, consent_id, holds, counts)
         if conn is not None:
             with _transaction(conn):
                 for case, count in conn.execute(
