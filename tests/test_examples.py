@@ -83,7 +83,9 @@ def running(
     )
     output = tmp / "server.out"
     base = f"http://127.0.0.1:{port}"
-    with output.open("wb") as out:
+    # Append mode: nginx opens /dev/stdout itself (a new description of this file, with
+    # O_APPEND); a shared offset without O_APPEND would let the server's lines overwrite it.
+    with output.open("ab") as out:
         proc = subprocess.Popen(
             cmd, cwd=cwd, env=environ, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
