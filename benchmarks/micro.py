@@ -17,7 +17,7 @@ import logging
 import sys
 import tempfile
 import timeit
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +57,14 @@ RESPONSE_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
-def drive(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine that never really suspends, without an event loop."""
+def drive(awaitable: Awaitable[Any]) -> Any:
+    """Run an awaitable that never really suspends, without an event loop."""
+    steps = awaitable.__await__()
     try:
-        coro.send(None)
+        next(steps)
     except StopIteration as stop:
         return stop.value
-    coro.close()
-    raise RuntimeError("coroutine suspended; drive() only runs non-suspending code")
+    raise RuntimeError("awaitable suspended; drive() only runs non-suspending code")
 
 
 async def _discard(message: Any) -> None:

@@ -174,3 +174,11 @@ def test_last_end_tag_equals_the_grammar(parts: list[bytes]) -> None:
     body = b"".join(parts)
     expected = max((m.start() for m in END_TAG_RE.finditer(body)), default=-1)
     assert last_end_tag(body) == expected
+
+
+def test_last_end_tag_is_the_last_in_any_case() -> None:
+    """A lower-case end tag is found first; a later one in another case still wins."""
+    body = b"<body>x</body>\n</BODY >\n"
+    assert last_end_tag(body) == body.index(b"</BODY")
+    assert last_end_tag(b"<body>x</body>\n</bodyx>") == 7
+    assert last_end_tag(b"<body>x</body>\n</Body/>" + b"y" * 400) == 15

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .cache import memoize
+
 RawHeaders = list[tuple[bytes, bytes]]
 
 _SHARED = (b"public", b"s-maxage", b"max-age")
@@ -17,6 +19,7 @@ _PRIVATE = (b"private", b"no-store")
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
+@memoize(256, 64 * 1024, max_key=255)
 def is_local_host(host: str) -> bool:
     """A development host (``localhost``, ``*.localhost``, ``127.0.0.1``, ``::1``; any port),
     where browsers treat plain http as secure enough to test with."""

@@ -73,6 +73,12 @@ def last_end_tag(data: bytes) -> int:
     """
     size = len(data)
     tail = size - 256 if size > 256 else 0
+    # Nearly every page: a lower-case end tag near the end, nothing like one after it.
+    i = data.rfind(END_TAG, tail)
+    if i >= 0:
+        after = i + len(END_TAG)
+        if after < size and data[after] in _AFTER_NAME and END_TAG not in data[after:].lower():
+            return i
     i = data[tail:].lower().rfind(END_TAG)
     after = tail + i + len(END_TAG)
     if i >= 0 and after < size and data[after] in _AFTER_NAME:
@@ -196,9 +202,11 @@ def _codec_for(charset: str) -> str | None:
 
 
 @memoize(256, 256 * 1024, max_key=256)
+@memoize(256, 64 * 1024, max_key=256)
 def html_codec(content_type: bytes) -> str | None:
     """The codec to write into an HTML response of ``content_type``, or None to leave it
-    (not HTML, or a charset that is unknown or does not write ASCII as ASCII)."""
+    (not HTML, or a charset that is unknown or does not write ASCII as ASCII). Cached: a
+    site answers with a handful of content types."""
     ctype = content_type.decode("latin-1")
     if ctype.split(";")[0].strip().lower() not in _HTML_TYPES:
         return None

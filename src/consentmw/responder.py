@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Protocol
+from collections.abc import Awaitable, Generator
+from typing import Any, Protocol
 
 from starlette.types import Message, Send
 
@@ -37,6 +38,7 @@ from .pages import (
     END_TAG,
     END_WINDOW,
     LANG_WINDOW,
+    SNIPPET_END,
     RawHeaders,
     changed_headers,
     csp_nonce,
@@ -62,6 +64,18 @@ _TAIL = END_WINDOW + len(END_TAG) + 1
 _AWAIT_START, _PASS, _HELD, _STREAM = 0, 1, 2, 3
 _NO_BODY = frozenset({204, 205, 206, 304})
 _IDENTITY = (b"", b"identity")
+
+
+class _Nothing:
+    """An awaitable that is done at once: what ``send`` returns while it holds a message."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())  # type: ignore[return-value]
+
+
+_NOTHING = _Nothing()
 _warned_encoding = False
 
 
@@ -108,36 +122,42 @@ class Responder:
         self.send_next = policy.with_signal_cookie(ctx, send) if ctx.persist else send
         self.mode = _AWAIT_START
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """Handle ``message`` now and return what the app awaits: the next ``send`` of it
+        (or of the held start message and it), or nothing to wait for while holding.
+
+        A plain function, not a coroutine: a message passed straight on costs no frame
+        of ours, and the app's ``await send(message)`` awaits the server's send directly.
+        """
         mode = self.mode
         kind = message["type"]
         if mode == _PASS:
             if kind == "http.response.start":  # a second start (an app error handler's)
                 self._refilter(message)
-            await self.send_next(message)
-        elif mode == _AWAIT_START:
+            return self.send_next(message)
+        if mode == _AWAIT_START:
             if kind != "http.response.start" or self._start(message):
-                await self.send_next(message)
-        elif mode == _HELD:
+                return self.send_next(message)
+            return _NOTHING
+        if mode == _HELD:
             if kind == "http.response.body" and not message.get("more_body", False):
                 self.mode = _PASS
                 self._single(message)
-                await self.send_next(self.start)
-                await self.send_next(message)
-            elif kind == "http.response.start":  # replaces the held one, which never left
-                if self._start(message):
-                    await self.send_next(message)
-            elif kind == "http.response.body":
-                await self._begin_stream(message)
-            else:  # e.g. pathsend: nothing to inject into
-                self.mode = _PASS
-                await self.send_next(self.start)
-                await self.send_next(message)
-        elif kind == "http.response.start":
+                return self._send_two(self.start, message)
+            if kind == "http.response.start":  # replaces the held one, which never left
+                return self.send_next(message) if self._start(message) else _NOTHING
+            if kind == "http.response.body":
+                return self._begin_stream(message)
+            self.mode = _PASS  # e.g. pathsend: nothing to inject into
+            return self._send_two(self.start, message)
+        if kind == "http.response.start":
             self._refilter(message)
-            await self.send_next(message)
-        else:
-            await self._stream(message)
+            return self.send_next(message)
+        return self._stream(message)
+
+    async def _send_two(self, first: Message, second: Message) -> None:
+        await self.send_next(first)
+        await self.send_next(second)
 
     # -- the start message ---------------------------------------------------------------------
     def _refilter(self, message: Message) -> None:
@@ -182,11 +202,12 @@ class Responder:
         if ctx.tracked:
             out += policy.expiry_for(ctx)
         message["headers"] = out
-        status = message["status"]
-        codec = None
-        if not (status < 200 or status in _NO_BODY or ctx.scope["method"].upper() == "HEAD"):
-            codec = html_codec(bytes(ctype)) if ctype else None
-            if codec and encoding and bytes(encoding).strip().lower() not in _IDENTITY:
+        codec = html_codec(ctype if type(ctype) is bytes else bytes(ctype)) if ctype else None
+        if codec is not None:
+            status = message["status"]
+            if status < 200 or status in _NO_BODY or ctx.scope["method"].upper() == "HEAD":
+                codec = None
+            elif encoding and bytes(encoding).strip().lower() not in _IDENTITY:
                 warn_compressed(bytes(encoding))
                 codec = None
         if codec is None:
@@ -213,7 +234,10 @@ class Responder:
         ctx = self.ctx
         snippet, lang = self.snippets(ctx, body, self.nonce, self.codec)
         # Already injected only if the very bytes we would inject are there (not a copied marker).
-        if not injected_before(body, i, snippet):
+        lo = i - END_WINDOW
+        if body.rfind(SNIPPET_END, lo if lo > 0 else 0, i) < 0 or not injected_before(
+            body, i, snippet
+        ):
             view = memoryview(body)
             body = b"".join((view[:i], snippet, view[i:]))
             message["body"] = body
