@@ -60,9 +60,11 @@ class ConsentState:
         return not self.decided and self.signal is None
 
     @cached_property
-    def view_key(self) -> tuple[Any, ...]:
-        """What the injected snippet depends on (cached: states are reused per cookie)."""
-        return (self.show_banner, self.granted, self.signal, self.decided)
+    def view_key(self) -> str:
+        """What the injected snippet depends on, as one string: cached with the state
+        (states are reused per cookie), so a cache key holding it hashes it once."""
+        granted = ",".join(sorted(self.granted))
+        return f"{self.show_banner:d}{self.decided:d}{self.signal or '-'}:{granted}"
 
     def as_dict(self, categories: Iterable[str], lifetime_seconds: int) -> dict[str, Any]:
         """The public JSON shape of ``GET /_consent``."""
