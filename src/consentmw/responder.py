@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from starlette.types import Message, Send
 
+from .cache import MISSING
 from .pages import (
     END_TAG,
     END_WINDOW,
@@ -76,6 +77,7 @@ class _Nothing:
 
 
 _NOTHING = _Nothing()
+_known_codec = html_codec.cache.get  # type: ignore[attr-defined]
 _warned_encoding = False
 
 
@@ -202,7 +204,13 @@ class Responder:
         if ctx.tracked:
             out += policy.expiry_for(ctx)
         message["headers"] = out
-        codec = html_codec(ctype if type(ctype) is bytes else bytes(ctype)) if ctype else None
+        codec = None
+        if ctype:
+            if type(ctype) is not bytes:
+                ctype = bytes(ctype)
+            codec = _known_codec(ctype, MISSING)  # html_codec's own cache, without a call
+            if codec is MISSING:
+                codec = html_codec(ctype)
         if codec is not None:
             status = message["status"]
             if status < 200 or status in _NO_BODY or ctx.scope["method"].upper() == "HEAD":
