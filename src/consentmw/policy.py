@@ -219,7 +219,7 @@ class ConsentPolicy:
     def renames(self, ctx: RequestContext) -> bool:
         """Whether a consent cookie under the plain name is to move to the ``__Host-`` one
         here (on a page load: the same rule as for any per-visitor cookie we add)."""
-        return self.secure(ctx) and is_navigation(ctx.headers, ctx.scope["method"])
+        return is_navigation(ctx.headers, ctx.scope["method"]) and self.secure(ctx)
 
     def consent_cookie(
         self, ctx: RequestContext, state: ConsentState, max_age: int | None = None
