@@ -385,3 +385,38 @@ def test_a_banner_view_is_counted_only_when_the_snippet_goes_in(tmp_path: Any) -
     assert counter.pending == 1  # passed on, not shown again
     body_of(serve(messages(200, HTML, page, [40, 400]), dict(sc), mw))
     assert counter.pending == 2  # streamed and injected: counted
+
+
+def test_the_apps_own_header_list_is_never_changed() -> None:
+    """A response object reused across requests sends the same header list each time:
+    the injected responses get their own Content-Length and Vary, the list stays as it was."""
+    page = b"<html lang=en><body><p>x</p></body></html>"
+    shared = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", b"%d" % len(page)),
+    ]
+    before = list(shared)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": shared})
+        await send({"type": "http.response.body", "body": page})
+
+    mw = ConsentMiddleware(app, secret_key=SECRET, records_url=None)
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    for _ in range(3):
+        sent.clear()
+        asyncio.run(mw(scope("GET", b"en"), _no_body, send))
+        start, body = sent
+        assert shared == before
+        names = [name for name, _ in start["headers"]]
+        assert names.count(b"vary") == 1 and names.count(b"content-length") == 1
+        assert dict(start["headers"])[b"content-length"] == b"%d" % len(body["body"])
+        assert len(body["body"]) > len(page)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}

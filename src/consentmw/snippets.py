@@ -47,7 +47,7 @@ class PageSnippets:
             page,
             accept,
             ctx.state.view_key,
-            scope.get("path"),
+            scope["path"],
             scope.get("query_string"),
             codec,
         )
