@@ -20,7 +20,7 @@ from consentmw import responder
 from consentmw.config import ConsentConfig
 from consentmw.pages import SNIPPET_END, SNIPPET_MARKER, find_html_lang, inject_once
 from consentmw.policy import ConsentPolicy, RequestContext
-from consentmw.responder import Responder
+from consentmw.responder import STREAM_WINDOW, Responder
 
 SNIPPET = '<div data-consentmw-snippet lang="{lang}" nonce="{nonce}">Godta alle</div>'
 DOC = b'<!doctype html><html lang="en"><head></head><body><p>Hi</p></body></html>'
@@ -235,6 +235,8 @@ GENUINE = snippet_bytes(lang=None) + SNIPPET_END  # what Renderer injects into a
         [b"<html><body>", b"x" * 70000 + GENUINE[:20], GENUINE[20:] + b"</body>", b"</html>"],
         [b"<html><body>", *(GENUINE[k : k + 7] for k in range(0, len(GENUINE), 7)), b"</body>"],
         [b"<html><body>" + GENUINE + b"<script>tool()</script>\n</body></html>"],
+        # the snippet at the end of one large chunk, the end tag early in the next
+        [b"<html><body>" + b"x" * 70000 + GENUINE, b"</body>" + b"y" * 1500, b"</html>"],
     ],
 )
 def test_snippet_already_present_untouched(chunks: list[bytes]) -> None:
@@ -345,6 +347,100 @@ def test_later_end_tag_after_let_go_is_used() -> None:
     assert body == inject_once(b"".join(chunks), snippet_bytes(lang=None))
 
 
+# --- streamed bodies: the end tag is looked for in the last STREAM_WINDOW bytes -------------
+
+FILLER = b"<main>" + b"<p>Godta alle</p>\n" * 600 + b"</main>\n"
+
+
+def window_page(after: int) -> bytes:
+    """A page whose ``</body`` has ``after`` bytes (at least 7) from its ``<`` to the end."""
+    end = b"</body>\n<script>x()</script>\n</html>\n"
+    if after < len(end):
+        end = b"</body>" + b"\n" * (after - 7)
+    else:
+        end = end[:7] + b" " * (after - len(end)) + end[7:]
+    return b"<html><body>" + FILLER + end
+
+
+def chunked(page: bytes, size: int) -> list[bytes]:
+    return [page[i : i + size] for i in range(0, len(page), size)]
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 1000, STREAM_WINDOW - 1, STREAM_WINDOW, 4096, 70000])
+@pytest.mark.parametrize("after", [7, 16, STREAM_WINDOW // 2, STREAM_WINDOW])
+def test_final_end_tag_within_the_window_is_found_at_any_chunking(size: int, after: int) -> None:
+    """Contract: a document whose final </body starts within its last STREAM_WINDOW bytes
+    gets the snippet, in chunks of any size, and also when the last chunk is empty."""
+    page = window_page(after)
+    assert len(page) - page.rindex(b"</body") == after
+    expected = inject_once(page, snippet_bytes(lang=None))
+    assert drive(chunked(page, size))[1] == expected
+    assert drive([*chunked(page, size), b""])[1] == expected
+
+
+@pytest.mark.parametrize("after", [7, STREAM_WINDOW])
+def test_end_tag_split_anywhere_within_the_window_is_found(after: int) -> None:
+    """Contract: the end tag cut at any byte, the rest of the page in one chunk."""
+    page = window_page(after)
+    at = page.rindex(b"</body")
+    expected = inject_once(page, snippet_bytes(lang=None))
+    for cut in range(at - 1, at + 9):
+        assert drive([page[:cut], page[cut:]])[1] == expected, cut
+        assert drive([page[:cut], page[cut:], b""])[1] == expected, cut
+
+
+@pytest.mark.parametrize("extra", [1, 100, 60000])
+def test_end_tag_followed_by_more_than_the_window_in_its_chunk_is_not_seen(extra: int) -> None:
+    """Contract: with more than STREAM_WINDOW bytes from the end tag to the end of its
+    chunk, the streamed body passes untouched and stays valid; in one message the end tag
+    is found (the whole body is searched)."""
+    page = window_page(STREAM_WINDOW + extra)
+    at = page.rindex(b"</body")
+    render = Renderer()
+    for chunks in ([page[:at], page[at:]], [page[:10], page[10:]], [page[:10], page[10:], b""]):
+        assert drive(chunks, render=render)[1] == page
+    assert render.calls == []  # never rendered: no end tag was seen
+    assert drive([page])[1] == inject_once(page, snippet_bytes(lang=None))
+
+
+def test_end_tag_beyond_the_window_lets_an_earlier_held_one_go() -> None:
+    """A held end tag is not the last once a later one arrives, even beyond the window:
+    the body passes untouched, never with the snippet before an end tag that is not the last."""
+    chunks = [b"<html><body>x</body>", b"<p>y</p></body>" + b"w" * STREAM_WINDOW, b"</html>"]
+    assert drive(chunks)[1] == b"".join(chunks)
+    # ... and a later end tag within the window is used again.
+    chunks[-1] = b"</body></html>"
+    assert drive(chunks)[1] == inject_once(b"".join(chunks), snippet_bytes(lang=None))
+
+
+def test_usual_chunks_leave_as_the_very_same_messages() -> None:
+    """Large chunks without an end tag near their end pass on as the app's own message
+    objects (nothing copied); a chunk ending in what may begin an end tag is cut there."""
+    middle = [FILLER + FILLER, FILLER + b"<p", FILLER + b"</BO"]
+    sent: list[Message] = []
+    received: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        wrapped = responder_for(send, Renderer())
+        hdrs = [(b"content-type", b"text/html")]
+        await wrapped({"type": "http.response.start", "status": 200, "headers": hdrs})
+        for body in [b"<html><body>" + FILLER, *middle, b"DY></html>"]:
+            received.append({"type": "http.response.body", "body": body, "more_body": True})
+            await wrapped(received[-1])
+        await wrapped({"type": "http.response.body", "body": b"", "more_body": False})
+
+    asyncio.run(run())
+    assert sent[2] is received[1] and sent[3] is received[2]
+    assert sent[4]["body"] == middle[2][:-4]
+    whole = b"".join(m["body"] for m in received)
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == inject_once(
+        whole, snippet_bytes(lang=None)
+    )
+
+
 def test_memory_flat_for_100_mb_stream() -> None:
     chunk = (b"<p>Godta alle</p><span>x</span></b>" * 1820)[:65536]
     n_chunks = 100 * 1024 * 1024 // len(chunk)
@@ -363,8 +459,9 @@ def test_memory_flat_for_100_mb_stream() -> None:
         hdrs = [(b"content-type", b"text/html")]
         await wrapped({"type": "http.response.start", "status": 200, "headers": hdrs})
         await wrapped({"type": "http.response.body", "body": b"<html><body>", "more_body": True})
-        for _ in range(n_chunks):
-            await wrapped({"type": "http.response.body", "body": chunk, "more_body": True})
+        for _ in range(n_chunks):  # a new bytes object each time, as a real app sends
+            body = bytes(memoryview(chunk))
+            await wrapped({"type": "http.response.body", "body": body, "more_body": True})
         await wrapped({"type": "http.response.body", "body": b"</body></html>"})
 
     gc.collect()

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consentmw.pages import (
+    END_TAG_ANY_CASE,
     SNIPPET_END,
     SNIPPET_MARKER,
     changed_headers,
@@ -20,6 +21,7 @@ from consentmw.pages import (
     injected_before,
     last_end_tag,
     marker_before,
+    open_end_tag,
 )
 
 # --- inject_once and the end-tag grammar -------------------------------------------------------
@@ -182,3 +184,15 @@ def test_last_end_tag_is_the_last_in_any_case() -> None:
     assert last_end_tag(body) == body.index(b"</BODY")
     assert last_end_tag(b"<body>x</body>\n</bodyx>") == 7
     assert last_end_tag(b"<body>x</body>\n</Body/>" + b"y" * 400) == 15
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"<", b"/", b"b", b"O", b"d", b"Y", b"x", b">"]), max_size=14))
+def test_open_end_tag_and_any_case_search(parts: list[bytes]) -> None:
+    """What a streamed chunk holds back: its longest suffix that may begin ``</body`` in
+    any case (the next chunk may complete it); and the cheap test for ``</body`` anywhere."""
+    data = b"".join(parts)
+    prefixes = [i for i in range(len(data)) if b"</body".startswith(data[i:].lower())]
+    assert open_end_tag(data) == (prefixes[0] if prefixes else len(data))
+    assert open_end_tag(bytearray(data)) == open_end_tag(data)
+    assert (END_TAG_ANY_CASE.search(data) is not None) == (b"</body" in data.lower())

@@ -4,12 +4,14 @@ ConsentMiddleware's one responder injects single-message and streamed HTML bodie
 pass over the headers, the snippet cached as bytes). This checks, over generated headers,
 statuses, methods, bodies and chunkings, that what leaves the middleware is what the pure
 helpers of :mod:`consentmw.pages` say: :func:`inject_once` of the whole body with this
-response's snippet, and :func:`changed_headers` for the start message.
+response's snippet (for a streamed body, within the tail-window contract of
+:mod:`tests.stream_support`), and :func:`changed_headers` for the start message.
 """
 
 from __future__ import annotations
 
 import asyncio
+from itertools import accumulate
 from typing import Any
 
 import pytest
@@ -28,6 +30,8 @@ from consentmw.pages import (
     html_codec,
     inject_once,
 )
+
+from .stream_support import streamed_reference
 
 SECRET = "responder-test-secret-0123456789abcdefghij"
 
@@ -135,8 +139,11 @@ def through_reference(method: str, lang: bytes | None, sent: list[Message]) -> l
     language = MW.policy.page_language(find_html_lang(whole), lang)
     nonce = csp_nonce(hdrs)
     snippet = MW.banner.snippet_parts(language, state, "/side?a=1&b=<2>", nonce)
-    out = inject_once(whole, snippet.encode(codec, errors="xmlcharrefreplace"))
+    encoded = snippet.encode(codec, errors="xmlcharrefreplace")
+    out = inject_once(whole, encoded)
     if len(bodies) > 1:  # streamed: headers leave before the body is seen
+        ends = list(accumulate(len(m["body"]) for m in bodies))
+        out = streamed_reference(whole, ends, encoded)
         head = {**start, "headers": changed_headers(hdrs, None)}
         return [head, *({**m, "body": out if m is bodies[-1] else b""} for m in bodies)]
     if out != whole:

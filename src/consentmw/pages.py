@@ -25,6 +25,7 @@ from .cache import memoize
 
 __all__ = [
     "END_TAG",
+    "END_TAG_ANY_CASE",
     "END_WINDOW",
     "LANG_WINDOW",
     "SNIPPET_END",
@@ -40,6 +41,7 @@ __all__ = [
     "lang_of_tag",
     "last_end_tag",
     "marker_before",
+    "open_end_tag",
 ]
 
 #: The attribute on the snippet's root element (for scripts and tests to find it).
@@ -51,6 +53,8 @@ END_WINDOW = 512
 #: The start of a body in which ``<html lang>`` is looked for.
 LANG_WINDOW = 4096
 END_TAG = b"</body"
+#: ``</body`` in any ASCII case: where an end tag may stand (the byte after it decides).
+END_TAG_ANY_CASE = re.compile(re.escape(END_TAG), re.IGNORECASE)
 
 RawHeaders = list[tuple[bytes, bytes]]
 
@@ -59,6 +63,7 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _LANG_RE = re.compile(
     rb"""<html(?=[\s/>])[^>]*?\slang\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I
 )
+_OPEN_END_TAG = re.compile(rb"<(?:/(?:b(?:o(?:dy?)?)?)?)?\Z", re.IGNORECASE)
 _NONCE_RE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'")
 _NONCE_DIRECTIVES = ("script-src", "script-src-elem", "style-src", "style-src-elem", "default-src")
 
@@ -104,6 +109,14 @@ def _rfind_end_tag(data: bytes, lo: int, hi: int) -> int:
             return lo + i
         i = low.rfind(END_TAG, 0, i)
     return -1
+
+
+def open_end_tag(data: bytes | bytearray) -> int:
+    """Where the bytes that may begin an end tag start at the very end of ``data`` (a
+    ``</body`` prefix, in any case, that later bytes could complete), or ``len(data)``."""
+    size = len(data)
+    m = _OPEN_END_TAG.search(data, max(0, size - len(END_TAG)))
+    return size if m is None else m.start()
 
 
 def marker_before(data: bytes, i: int) -> bool:

@@ -11,8 +11,18 @@ body may change:
   ``Vary: Cookie`` added up front, since those headers leave before the end tag is
   seen. It is never buffered: only the bytes from the most recent ``</body`` end tag on
   (normally ``</body></html>``), or the few that might begin one, are held back, and
-  references to the chunks that make up the last :data:`VERIFY_WINDOW` bytes are kept
+  references to the last chunks (:data:`VERIFY_WINDOW` bytes before an end tag) are kept
   to compare with the snippet, so memory stays flat for any body size.
+
+A streamed body's end tag is looked for at its end only, so that a long stream costs
+little per byte: when a chunk arrives, an end tag counts if it starts within the last
+:data:`STREAM_WINDOW` bytes received so far (one split across chunks included). A
+document whose final ``</body`` starts within its last :data:`STREAM_WINDOW` bytes (the
+usual ``</body>\n</html>\n``, perhaps with whitespace or a small script after it) thus
+always gets the snippet, however the body is chunked. An end tag with more than
+:data:`STREAM_WINDOW` bytes from its ``<`` to the end of the chunk that completes it is
+not seen: such a body passes untouched (valid, without the snippet). A body in one
+message is searched in full.
 
 Untouched (passed straight on after the header rules): HEAD, statuses without a body or
 partial (1xx, 204, 205, 206, 304), non-HTML, compressed HTML (warned once: consentmw must
@@ -28,7 +38,6 @@ go without injecting (a later end tag is still used), so a page with a huge tail
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Awaitable, Generator
 from typing import Any, Protocol
 
@@ -37,6 +46,7 @@ from starlette.types import Message, Send
 from .cache import MISSING
 from .pages import (
     END_TAG,
+    END_TAG_ANY_CASE,
     END_WINDOW,
     LANG_WINDOW,
     SNIPPET_END,
@@ -47,19 +57,25 @@ from .pages import (
     injected_before,
     last_end_tag,
     marker_before,
+    open_end_tag,
 )
 from .policy import ConsentPolicy, RequestContext
 
-__all__ = ["VERIFY_WINDOW", "Responder", "SnippetSource"]
+__all__ = ["STREAM_WINDOW", "VERIFY_WINDOW", "Responder", "SnippetSource"]
 
 logger = logging.getLogger("consentmw")
 
+#: Streamed bodies: an end tag is looked for only among the last STREAM_WINDOW bytes
+#: received when a chunk arrives (see the module docstring).
+STREAM_WINDOW = 2048
 #: Streamed bodies: how many bytes before an end tag are kept to compare with the snippet
 #: (a default snippet is about 3 KB); a longer snippet is not recognised when streamed.
 VERIFY_WINDOW = 64 * 1024
-# The overlap kept between streamed chunks: a split "</body" plus one byte, and the bytes
-# before an end tag where SNIPPET_END would stand.
-_TAIL = END_WINDOW + len(END_TAG) + 1
+# The bytes of the last chunks kept (by reference): the window, and VERIFY_WINDOW before it;
+# the oldest are dropped now and then, when they make up more than _TRIM bytes.
+_KEEP = VERIFY_WINDOW + STREAM_WINDOW
+_TRIM = 4 * _KEEP
+_LT = ord("<")
 
 # Modes, in the order a response goes through them.
 _AWAIT_START, _PASS, _HELD, _STREAM = 0, 1, 2, 3
@@ -110,9 +126,9 @@ class Responder:
     max_hold: int = 256 * 1024
 
     __slots__ = (
-        "codec", "ctx", "found", "head", "headers", "held", "history", "history_size",
-        "holding", "injected", "lang", "length_at", "mode", "nonce", "policy", "recent", "seen",
-        "send_next", "sent", "snippets", "start",
+        "codec", "ctx", "head", "headers", "held", "history", "history_size", "holding",
+        "injected", "lang", "length_at", "mode", "nonce", "policy", "seen", "send_next",
+        "snippets", "start",
     )  # fmt: skip
 
     def __init__(
@@ -266,81 +282,110 @@ class Responder:
         self.mode = _STREAM
         self.injected: bytes | None = None  # the snippet, once asked for
         self.head = bytearray()  # first LANG_WINDOW body bytes, for <html lang>
-        self.recent = b""  # last _TAIL bytes seen: overlap for split matches
-        # The last chunks (references, not copies), at least VERIFY_WINDOW bytes when there
-        # are: an end marker before an end tag is checked against the bytes before it.
-        self.history: deque[bytes] = deque()
+        # The last chunks (references, not copies), at least _KEEP bytes when there are: the
+        # search window, and the bytes before an end tag to compare with the snippet.
+        self.history: list[bytes] = []
         self.history_size = 0
-        self.held = bytearray()  # received but not yet sent; starts at self.sent
+        self.held = bytearray()  # the last bytes received, not sent yet
         self.seen = 0  # body bytes received
-        self.sent = 0  # body bytes sent
-        self.found = -1  # offset of the last end tag seen
-        self.holding = False  # self.held starts at self.found
+        self.holding = False  # self.held starts at an end tag the snippet goes before
         self.start["headers"] = changed_headers(self.headers, None)
         await self.send_next(self.start)
         await self._stream(message)
 
     async def _stream(self, message: Message) -> None:
         chunk = message.get("body", b"")
-        if type(chunk) is not bytes:
+        if type(chunk) is not bytes:  # bytearray or memoryview: allowed, rare
             chunk = bytes(chunk)
+            message = {**message, "body": chunk}
+        size = len(chunk)
+        if (
+            size >= STREAM_WINDOW
+            and not self.holding
+            and message.get("more_body", False)
+            and END_TAG_ANY_CASE.search(chunk, size - STREAM_WINDOW) is None
+        ):
+            # The usual chunk: large, no end tag in its window, none held back. It all
+            # leaves, mostly as the very same message, but for the start of an end tag
+            # that the next chunk may complete.
+            seen = self.seen
+            self._remember(chunk)
+            if self.held or _LT in chunk[-len(END_TAG) :]:
+                cut = open_end_tag(chunk)
+                if self.held or cut < size:
+                    message = {**message, "body": self._release(chunk, seen + cut)}
+            await self.send_next(message)
+            return
         more = bool(message.get("more_body", False))
-        if more and not self.holding and len(chunk) >= _TAIL:
-            out = self._pass_chunk(chunk)
-            if out is not None:
+        at = -1
+        if size:
+            self._remember(chunk)
+            at = self._end_tag(chunk)
+        if at >= 0:
+            if self._injected_before(self.seen - at):
+                self.mode = _PASS
+                out = self._release(chunk, self.seen)
                 await self.send_next({**message, "body": out, "more_body": more})
                 return
-        window = self.recent + chunk
-        base = self.seen - len(self.recent)
-        self.seen += len(chunk)
-        self.recent = window[-_TAIL:]
-        self._remember(chunk)
-        self.held += chunk
-        out = b""
-        done = False  # this very snippet is already in the body: pass the rest
-        i = last_end_tag(window)
-        if i >= 0 and base + i > self.found:
-            if marker_before(window, i) and self._streamed_snippet_before(base + i):
-                done, self.holding = True, False
-            else:
-                self.found = base + i
-                out = self._take(self.found - self.sent)
-                self.holding = True
-        elif self.holding and len(self.held) > self.max_hold:
-            self.holding = False
-        if done or not more:
-            snippet = b""
+            out = self._release(chunk, at)
+            self.holding = True
+        else:
+            out = b""
+            self.held += chunk
+            if self.holding and len(self.held) > self.max_hold:
+                self.holding = False
+        if not more:
             if self.holding:
-                snippet = self._snippet(bytes(self.head))
+                out += self._snippet(bytes(self.head))
                 self._shown()
-            out += snippet + self._take(len(self.held))
-            if done:
-                self.mode = _PASS
+            out += self.held
+            self.held = bytearray()
         elif not self.holding:
-            out += self._take(len(self.held) - len(END_TAG))
+            out += self._take(open_end_tag(self.held))
         await self.send_next({**message, "body": out, "more_body": more})
 
-    def _pass_chunk(self, chunk: bytes) -> bytes | None:
-        """The common streamed chunk: no end tag in it, nothing held. What to send, or None.
+    def _end_tag(self, chunk: bytes) -> int:
+        """Body offset of the end tag the snippet now goes before, or -1.
 
-        Equal to the general path, with one copy of the chunk instead of four: an end tag
-        that completes in ``chunk`` either lies in it or starts in the last bytes before
-        it; anything earlier was seen complete with an earlier chunk. The held buffer keeps
-        its invariant (at most ``len("</body")`` bytes that may begin an end tag).
+        Only an end tag that ``chunk`` completes is new: it starts at most
+        ``len(END_TAG)`` bytes before the chunk. It counts when it stands in the last
+        :data:`STREAM_WINDOW` bytes received. While an end tag is held back the whole chunk
+        is searched: a later end tag beyond the window means the held one is not the last,
+        so it is let go, and the body passes untouched unless a later one is found.
         """
-        if last_end_tag(chunk) >= 0:
-            return None
-        edge = self.recent[-len(END_TAG) :]
-        straddle = last_end_tag(edge + chunk[: len(END_TAG) + 1])
-        if 0 <= straddle < len(edge):
-            return None
-        self.seen += len(chunk)
-        self.recent = chunk[-_TAIL:]
-        self._remember(chunk)
-        keep = len(END_TAG)
-        out = b"".join((self.held, memoryview(chunk)[:-keep]))
-        self.held = bytearray(chunk[-keep:])
-        self.sent += len(out)
+        if self.holding:  # self.held ends with the bytes just before chunk
+            window = bytes(self.held[-len(END_TAG) :]) + chunk
+        else:
+            window = self._last(min(len(chunk) + len(END_TAG), STREAM_WINDOW))
+        i = last_end_tag(window)
+        if i < 0:
+            return -1
+        at = self.seen - len(window) + i
+        if self.seen - at > STREAM_WINDOW:
+            self.holding = False
+            return -1
+        return at
+
+    def _release(self, chunk: bytes, upto: int) -> bytes:
+        """The held bytes and then ``chunk``'s, up to body offset ``upto``: what leaves now.
+
+        The rest stays held. No copy when nothing is held and all of ``chunk`` leaves.
+        """
+        held = self.held
+        k = upto - (self.seen - len(chunk))
+        if k < 0:  # the cut lies in the held bytes (an end tag split across chunks)
+            k += len(held)
+            out = bytes(held[:k])
+            del held[:k]
+            held += chunk
+            return out
+        if held:
+            out = b"".join((held, memoryview(chunk)[:k]))
+            held.clear()
+        else:
+            out = chunk[:k]
+        if k < len(chunk):
+            held += memoryview(chunk)[k:]
         return out
 
     def _snippet(self, head: bytes) -> bytes:
@@ -355,24 +400,59 @@ class Responder:
             self.policy.count_banner_shown(self.ctx, self.lang)
 
     def _remember(self, chunk: bytes) -> None:
-        if len(self.head) < LANG_WINDOW:
-            self.head += chunk[: LANG_WINDOW - len(self.head)]
-        history = self.history
-        history.append(chunk)
+        """Count ``chunk`` as received, keeping what later checks need: the start of the
+        body, and references to the last chunks."""
+        seen = self.seen
+        if seen < LANG_WINDOW:
+            self.head += chunk[: LANG_WINDOW - seen]
+        self.seen = seen + len(chunk)
+        self.history.append(chunk)
         self.history_size += len(chunk)
-        while self.history_size - len(history[0]) >= VERIFY_WINDOW:
-            self.history_size -= len(history.popleft())
+        if self.history_size > _TRIM:
+            self._forget()
 
-    def _streamed_snippet_before(self, at: int) -> bool:
-        """Whether the streamed body already carries this snippet before offset ``at``."""
-        data = b"".join(self.history)
-        at -= self.seen - len(data)
-        return at >= 0 and injected_before(data, at, self._snippet(bytes(self.head)))
+    def _forget(self) -> None:
+        """Drop references to the oldest chunks, keeping at least _KEEP bytes."""
+        history = self.history
+        size = self.history_size
+        drop = 0
+        while size - len(history[drop]) >= _KEEP:
+            size -= len(history[drop])
+            drop += 1
+        del history[:drop]
+        self.history_size = size
+
+    def _last(self, n: int) -> bytes:
+        """The last ``n`` bytes received (fewer at the start of the body)."""
+        history = self.history
+        last = history[-1]
+        if len(last) >= n:
+            return last[len(last) - n :]
+        parts: list[bytes] = []
+        for part in reversed(history):
+            if len(part) >= n:
+                parts.append(part[len(part) - n :])
+                break
+            parts.append(part)
+            n -= len(part)
+        parts.reverse()
+        return b"".join(parts)
+
+    def _injected_before(self, back: int) -> bool:
+        """Whether this very snippet already ends just before the end tag that starts
+        ``back`` bytes before the end of what was received (the body went through
+        consentmw already)."""
+        near = self._last(back + END_WINDOW)
+        if not marker_before(near, len(near) - back):
+            return False
+        data = self._last(back + VERIFY_WINDOW)
+        return injected_before(data, len(data) - back, self._snippet(bytes(self.head)))
 
     def _take(self, n: int) -> bytes:
         """Remove and return up to ``n`` bytes from the front of the held buffer."""
-        n = max(0, min(n, len(self.held)))
-        out = bytes(self.held[:n])
-        del self.held[:n]
-        self.sent += n
+        if n <= 0:
+            return b""
+        held = self.held
+        out = bytes(held[:n])
+        del held[:n]
         return out
