@@ -7,6 +7,8 @@ import json
 import logging
 import multiprocessing
 import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -183,3 +185,39 @@ def test_legal_hold_review_date_warns_and_never_releases(
         assert "review date" not in caplog.text and "no review date" not in caplog.text
     else:
         assert expected in caplog.text
+
+
+_MAINTAIN_THEN_LIST_DUCKDB = """
+import sys
+from consentmw.requestlog.service import RequestLog
+
+log = RequestLog(sys.argv[1], compress_after=0, columnar=True)
+log.maintain()
+log.close()
+print(any(name.split(".")[0] == "duckdb" for name in sys.modules))
+"""
+
+
+def _maintain_loads_duckdb(directory: Path) -> bool:
+    """One housekeeping pass in a fresh interpreter: whether it loaded DuckDB."""
+    result = subprocess.run(
+        [sys.executable, "-c", _MAINTAIN_THEN_LIST_DUCKDB, str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip() == "True"
+
+
+def test_housekeeping_loads_duckdb_only_when_there_is_a_copy_to_make(tmp_path: Path) -> None:
+    pytest.importorskip("duckdb")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    write(tmp_path, today, ["open period"])
+    assert not _maintain_loads_duckdb(tmp_path)  # nothing compressed: no copy to make
+    write(tmp_path, "2026-01-05", ["ended"])
+    assert _maintain_loads_duckdb(tmp_path)  # compressed now, and copied
+    assert (tmp_path / "requests-2026-01-05.parquet").exists()
+    assert not _maintain_loads_duckdb(tmp_path)  # the copy is fresh
+    (tmp_path / "requests-2026-01-05.jsonl.gz").unlink()
+    assert _maintain_loads_duckdb(tmp_path)  # an orphaned copy goes
+    assert not (tmp_path / "requests-2026-01-05.parquet").exists()

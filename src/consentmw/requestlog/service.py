@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from consentmw.analytics.sources import COLUMNAR_RE, find_periods
 from consentmw.privacy.ip import TrustedProxies, mask_ip, parse_trusted_proxies
 from consentmw.requestlog.asn import (
     AsnLookup,
@@ -212,7 +213,7 @@ class RequestLog:
             self.visitors.housekeep(now)
         if self.compress:
             compress_ended(self.directory, self.tz, now, self.compress_after, self.rotation_seconds)
-            if self.columnar:
+            if self.columnar and _columnar_due(self.directory):
                 from consentmw.analytics.columnar import sync
 
                 sync(self.directory, self.consent_prefix, limit=4)
@@ -245,6 +246,31 @@ class RequestLog:
 
 def _columnar_available() -> bool:
     return importlib.util.find_spec("duckdb") is not None  # the analytics extra
+
+
+def _columnar_due(directory: Path) -> bool:
+    """Whether :func:`~consentmw.analytics.columnar.sync` has anything to do here: a
+    compressed period without a fresh copy, or a copy whose period is gone.
+
+    Checked first because sync loads DuckDB, a quarter of a second of CPU in every worker
+    that starts beside a log directory with nothing to copy.
+    """
+    periods = find_periods(directory)
+    if any(p.compressed is not None and p.columnar is None for p in periods):
+        return True
+    kept: dict[Path, set[str]] = {Path(directory): set()}
+    for p in periods:
+        kept.setdefault(p.directory, set()).add(p.key)
+    for folder, keys in kept.items():
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            m = COLUMNAR_RE.match(name)
+            if m is not None and m["key"] not in keys:
+                return True
+    return False
 
 
 def _register_process_hooks(log: RequestLog) -> None:
