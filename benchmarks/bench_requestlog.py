@@ -21,14 +21,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from consentmw.requestlog import RequestLogMiddleware
+from consentmw.requestlog.encoder import make_encoder
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.periods import Schedule
-from consentmw.requestlog.record import (
-    PendingRecord,
-    build_record,
-    encode_record,
-    make_encoder,
-)
+from consentmw.requestlog.record import PendingRecord, build_record, encode_record
 from consentmw.requestlog.useragent import UAParser, fast_backend_available
 from consentmw.requestlog.writer import LogWriter
 

@@ -13,12 +13,8 @@ from hypothesis import strategies as st
 from consentmw.analytics.campaign import campaign, clean_value
 from consentmw.analytics.kind import KINDS, is_bot, kind_of, path_class
 from consentmw.requestlog import RequestLogMiddleware
-from consentmw.requestlog.record import (
-    PendingRecord,
-    build_record,
-    encode_record,
-    make_encoder,
-)
+from consentmw.requestlog.encoder import make_encoder
+from consentmw.requestlog.record import PendingRecord, build_record, encode_record
 from consentmw.requestlog.useragent import UAParser
 from tests.requestlog_helpers import UA_CHROME, UA_IPHONE, read_records, run
 

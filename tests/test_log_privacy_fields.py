@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consentmw.privacy.paths import TOKEN, clean_path, is_token_like
-from consentmw.requestlog.record import MAX_PATH_LENGTH, decode_path, make_encoder
+from consentmw.requestlog.encoder import make_encoder
+from consentmw.requestlog.record import MAX_PATH_LENGTH, decode_path
 from consentmw.requestlog.useragent import BROWSERS, OPERATING_SYSTEMS, UAInfo, UAParser
 
 # One parser per backend for the whole run: building one compiles the rules (slow once).
@@ -117,7 +118,8 @@ def test_no_logged_path_holds_query_parameters_or_seeded_token(
     for logged in (decode_path(raw), decode_path(path)):
         assert "?" not in logged and ";" not in logged and "#" not in logged
         assert token not in logged
-    line = encoder((0.0, "0.0.0.0", None, None, "GET", raw, 200, 0, 0.001, [], "undecided", None))
+    key = ("0.0.0.0", None, None, "GET", raw, 200, None, "undecided", None, None, None)
+    line = encoder((0.0, 0, 0.001, key, None, None, None, None))
     assert token not in line and "?" not in line.split('"path":')[1].split('","status"')[0]
 
 

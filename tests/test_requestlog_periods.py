@@ -6,9 +6,10 @@ import json
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from consentmw.requestlog.encoder import make_encoder
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.periods import Schedule, period_end, utc_iso
-from consentmw.requestlog.record import PendingRecord, make_encoder
+from consentmw.requestlog.record import PendingRecord
 from consentmw.requestlog.useragent import UAParser
 from consentmw.requestlog.writer import LogWriter
 

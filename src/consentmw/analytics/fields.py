@@ -2,9 +2,9 @@
 
 The request log's writer adds these to every record (:mod:`consentmw.requestlog.record`
 calls in here), so the record module only needs to know that they exist. Two ways to the
-same result: :func:`analytics_fields` (a dict, for the generic record builder) and
-:func:`make_fields_json` (the JSON fragment, with small caches, for the writer's fast
-path); a test holds them equal.
+same result: :func:`analytics_fields` (a dict, for the generic record builder), and
+:func:`make_kind_json` and :func:`campaign_json` (JSON fragments, the first with small
+caches, for the writer's fast path); a test holds them equal.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ from consentmw.analytics.kind import (
     path_class,
 )
 
-__all__ = ["ANALYTICS_FIELDS", "Extra", "analytics_fields", "make_fields_json"]
+__all__ = [
+    "ANALYTICS_FIELDS",
+    "NO_CAMPAIGN_JSON",
+    "Extra",
+    "analytics_fields",
+    "campaign_json",
+    "make_kind_json",
+]
 
 #: The keys this module adds to a record, in order.
 ANALYTICS_FIELDS = ("kind", *UTM_FIELDS)
@@ -77,26 +84,27 @@ def analytics_fields(
     return {"kind": kind, **campaign(query)}
 
 
-def make_fields_json(
+def make_kind_json(
     parse_ua: Callable[[str | None], Any],
     prefix: str = DEFAULT_CONSENT_PREFIX,
-) -> Callable[[str, int, bytes | str, bytes | None, Any], str]:
-    """``(method, status, raw path, User-Agent bytes, extra) -> ',"kind":...'``.
+) -> Callable[[str, int, bytes | str, bytes | None, bytes | str | None], str]:
+    """``(method, status, raw path, User-Agent bytes, Content-Type) -> ',"kind":"page"'``.
 
-    The fragment starts with a comma and equals the JSON of :func:`analytics_fields`
-    without its braces. ``parse_ua`` is the writer's (cached) parser, giving ``.device``.
-    Not thread-safe: one per writer thread, like the encoder that calls it.
+    ``parse_ua`` is the writer's (cached) parser, giving ``.device``. Not thread-safe:
+    one per writer thread, like the encoder that calls it.
     """
     path_kinds: dict[bytes | str, str | None] = {}
     type_kinds: dict[bytes | str, str | None] = {}
     bots: dict[bytes | None, bool] = {}
     kind_json = {}
-    no_campaign = "".join(f',"{name}":null' for name in UTM_FIELDS)
 
-    def fields_json(
-        method: str, status: int, path: bytes | str, user_agent: bytes | None, extra: Any
+    def kind_of(
+        method: str,
+        status: int,
+        path: bytes | str,
+        user_agent: bytes | None,
+        content_type: bytes | str | None,
     ) -> str:
-        content_type, query = _parts(extra)
         try:
             pk = path_kinds[path]
         except KeyError:
@@ -128,9 +136,17 @@ def make_fields_json(
         head = kind_json.get(kind)
         if head is None:
             head = kind_json[kind] = f',"kind":{_ENCODE(kind)}'
-        if not query:
-            return head + no_campaign
-        found = campaign(query)
-        return head + "".join(f',"{name}":{_ENCODE(found[name])}' for name in UTM_FIELDS)
+        return head
 
-    return fields_json
+    return kind_of
+
+
+NO_CAMPAIGN_JSON = "".join(f',"{name}":null' for name in UTM_FIELDS)
+
+
+def campaign_json(query: bytes | str | None) -> str:
+    """``',"utm_source":...,"utm_medium":...,"utm_campaign":...'`` of a query string."""
+    if not query:
+        return NO_CAMPAIGN_JSON
+    found = campaign(query)
+    return "".join(f',"{name}":{_ENCODE(found[name])}' for name in UTM_FIELDS)

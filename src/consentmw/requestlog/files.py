@@ -118,18 +118,20 @@ class PeriodFiles:
         self.directory = Path(directory)
         self.file_mode = file_mode
         self._fds: dict[str, int] = {}
+        self._paths: dict[str, str] = {}  # of the open periods, as their descriptors
 
     def path(self, key: str) -> Path:
         return self.directory / file_name(key)
 
     def append(self, key: str, data: bytes) -> None:
         """Append ``data`` (whole lines) to the file of period ``key``. Raises ``OSError``."""
-        path = self.path(key)
+        path = self._paths.get(key) or os.fspath(self.path(key))
         for _ in range(5):
             fd = self._fds.get(key)
             if fd is None:
                 fd = self._open(path)
                 self._fds[key] = fd
+                self._paths[key] = path
             _lock_shared(fd)
             try:
                 try:
@@ -151,19 +153,21 @@ class PeriodFiles:
                     unlock(fd)
         raise OSError(f"could not append to {path}: it keeps being replaced")
 
-    def _open(self, path: Path) -> int:
+    def _open(self, path: str) -> int:
         try:
             return open_log_file(path, APPEND_FLAGS, self.file_mode)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(parents=True, exist_ok=True)
             return open_log_file(path, APPEND_FLAGS, self.file_mode)
 
     def keep_only(self, keys: set[str]) -> None:
         """Close descriptors of other periods, so a compressor's unlink frees them."""
-        for key in [k for k in self._fds if k not in keys]:
-            self._close(key)
+        if not keys.issuperset(self._fds):
+            for key in [k for k in self._fds if k not in keys]:
+                self._close(key)
 
     def _close(self, key: str) -> None:
+        self._paths.pop(key, None)
         fd = self._fds.pop(key, None)
         if fd is not None:
             with contextlib.suppress(OSError):

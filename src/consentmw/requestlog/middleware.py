@@ -9,11 +9,12 @@ has ended, because ConsentMiddleware sets it on the same scope dict.
 from __future__ import annotations
 
 import logging
-from time import perf_counter
+from time import perf_counter_ns
 from typing import Any
 
 import anyio
 
+from consentmw.cache import BoundedCache
 from consentmw.privacy.ip import client_ip
 from consentmw.requestlog.service import RequestLog
 from consentmw.requestlog.visitors import refused
@@ -25,6 +26,9 @@ logger = logging.getLogger("consentmw.requestlog")
 Scope = dict[str, Any]
 Message = dict[str, Any]
 _HIDE_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
+_MAX_PEER_LENGTH = 100  # longer "addresses" are masked every time, never cached
+#: What the record needs from the request headers, and the ones to hide from the app.
+_READ_HEADERS = frozenset({b"user-agent", b"referer", b"accept-language", *_HIDE_HEADERS})
 
 
 class RequestLogMiddleware:
@@ -63,12 +67,14 @@ class RequestLogMiddleware:
         self.mask_client_in_scope = mask_client
         self.log = RequestLog(directory, **options)
         self._error_reported = False
-        # No proxies to believe and no ASN to look up: the peer's masked address is all
-        # the request needs, cached per peer (the raw address is a key in memory only,
-        # as in mask_ip's own cache).
         log = self.log
-        self._direct = not log.trusted and log.asn is None and log.country is None
-        self._masked: dict[str, str] = {}
+        # Peers whose masked address is all a request needs (see _resolve), masked once;
+        # the raw address is a key in memory only, as in mask_ip's own cache.
+        self._direct = (
+            not log.trusted and log.asn is None and log.country is None and log.visitors is None
+        )
+        self._masked: BoundedCache[str, str] = BoundedCache(4096, 4096 * 512)
+        self._masked_peer = self._masked.get
 
     # -- public helpers ----------------------------------------------------------------
 
@@ -94,78 +100,89 @@ class RequestLogMiddleware:
                 self._mask_scope(scope, client_ip(scope, self.log.trusted))
             await self.app(scope, receive, send)
             return
-        # One flat coroutine and one closure per request: this is the hot path.
         log = self.log
         started = log.clock()
-        t0 = perf_counter()
-        asn = isp = visitor = country = None
-        if self._direct:
-            client = scope.get("client")
-            peer = client[0] if client else None
-            masked = self._masked.get(peer) if type(peer) is str else None  # type: ignore[arg-type]
-            if masked is None:
-                masked = self._mask_peer(peer)
-            if log.visitors is not None and type(peer) is str:
-                visitor = log.visitors.key(scope.get("headers"), peer, started)
+        t0 = perf_counter_ns()
+        headers = scope.get("headers") or ()
+        user_agent = referer = accept = None
+        forwarded = False
+        for name, value in headers:  # the last of repeated headers counts
+            if name in _READ_HEADERS:
+                if name == b"user-agent":
+                    user_agent = value
+                elif name == b"referer":
+                    referer = value
+                elif name == b"accept-language":
+                    accept = value
+                else:
+                    forwarded = True
+        try:
+            masked = self._masked_peer(scope["client"][0])
+        except (KeyError, TypeError, IndexError):  # no client, or an odd one
+            masked = None
+        if masked is None:
+            masked, asn, isp, visitor, country = self._resolve(scope, headers, started)
         else:
-            ip = client_ip(scope, log.trusted)
-            if log.visitors is not None:  # the full address, before it is masked
-                visitor = log.visitors.key(scope.get("headers"), ip, started)
-            if log.asn is not None:
-                asn, isp = log.asn.lookup(ip)
-            if log.country is not None:
-                country = log.country.lookup(ip)
-            masked = log.mask(ip)
-            ip = None  # the raw address goes no further
+            asn = isp = visitor = country = None
         if self.mask_client_in_scope:
-            self._mask_scope(scope, masked)
-        status = 0
-        size = 0
-        logged = False
+            scope["client"] = (masked, 0)
+            if forwarded:
+                scope["headers"] = [(k, v) for k, v in headers if k not in _HIDE_HEADERS]
+        status = size = ended = 0
         content_type = None
 
-        async def logging_send(message: Message) -> None:
-            nonlocal status, size, logged, content_type
+        # Returns the awaitable of ``send`` itself rather than awaiting it: no second
+        # coroutine per message. The response ends with the last body message handed on.
+        def logging_send(message: Message) -> Any:
+            nonlocal status, size, content_type, ended
             kind = message["type"]
             if kind == "http.response.body":
                 size += len(message.get("body", b""))
-                if message.get("more_body", False):
-                    await send(message)
-                    return
+                if not message.get("more_body", False):
+                    ended = perf_counter_ns()
             elif kind == "http.response.start":
                 status = message["status"]
                 content_type = _content_type(message.get("headers"))
-                await send(message)
-                return
-            elif kind != "http.response.pathsend":
-                await send(message)
-                return
-            await send(message)
-            if not logged:
-                logged = True
-                try:
-                    self._enqueue(
-                        scope, started, t0, masked, asn, isp, status, size, content_type,
-                        visitor, country,
-                    )
-                except Exception:
-                    self._enqueue_failed()
+            elif kind == "http.response.pathsend":
+                ended = perf_counter_ns()
+            return send(message)
 
         try:
             await self.app(scope, receive, logging_send)
-        except BaseException:
-            if not logged:
-                logged = True
-                self._finish(
-                    scope, started, t0, masked, asn, isp, status or 500, size, content_type,
-                    visitor, country,
+        finally:
+            # After the app, so whatever it did after the response (or raised) is over;
+            # the consent state was put on the scope by then, by an inner
+            # ConsentMiddleware or an outer one. Unfinished responses count as 500.
+            try:
+                state = scope.get("consentmw")
+                if visitor is not None and refused(state, log.visitors.mode):  # type: ignore[union-attr]
+                    visitor = None
+                log.put(
+                    (
+                        started,
+                        size,
+                        ((ended or perf_counter_ns()) - t0) // 1000,
+                        (
+                            masked,
+                            asn,
+                            isp,
+                            scope.get("method", "GET"),
+                            scope.get("raw_path") or scope.get("path") or "/",
+                            status if ended else (status or 500),
+                            user_agent,
+                            getattr(state, "summary", "undecided"),
+                            getattr(state, "language", None),
+                            accept,
+                            content_type,
+                        ),
+                        referer,
+                        scope.get("query_string"),
+                        visitor,
+                        country,
+                    )
                 )
-            raise
-        if not logged:  # the app returned without finishing (client gone)
-            self._finish(
-                scope, started, t0, masked, asn, isp, status or 500, size, content_type,
-                visitor, country,
-            )
+            except Exception:
+                self._enqueue_failed()
 
     async def _lifespan(self, scope: Scope, receive: Any, send: Any) -> None:
         async def lifespan_receive() -> Message:
@@ -187,98 +204,43 @@ class RequestLogMiddleware:
         if headers:
             scope["headers"] = [(k, v) for k, v in headers if k not in _HIDE_HEADERS]
 
-    def _mask_peer(self, peer: object) -> str:
-        masked = self.log.mask(peer)  # type: ignore[arg-type]
-        if type(peer) is str and len(peer) <= 100:
-            if len(self._masked) >= 4096:
-                self._masked.clear()
-            self._masked[peer] = masked
-        return masked
+    def _resolve(self, scope: Scope, headers: Any, started: float) -> tuple[Any, ...]:
+        """``(masked address, asn, isp, visitor key, country)`` of the request's client.
 
-    def _finish(
-        self,
-        scope: Scope,
-        started: float,
-        t0: float,
-        masked: str,
-        asn: int | None,
-        isp: str | None,
-        status: int,
-        size: int,
-        content_type: bytes | None = None,
-        visitor: str | None = None,
-        country: str | None = None,
-    ) -> None:
-        try:
-            self._enqueue(
-                scope, started, t0, masked, asn, isp, status, size, content_type, visitor, country
-            )
-        except Exception:
-            self._enqueue_failed()
+        Looked up from the full address, which goes no further. When nothing but the
+        masked address is needed of a peer (no proxies to believe, no ASN, country or
+        visitor key), it is cached for the peer's next requests.
+        """
+        log = self.log
+        ip = client_ip(scope, log.trusted)
+        masked = log.mask(ip)
+        if self._direct:
+            if type(ip) is str and len(ip) <= _MAX_PEER_LENGTH:
+                self._masked.put(ip, masked)
+            return masked, None, None, None, None
+        visitor = None if log.visitors is None else log.visitors.key(headers, ip, started)
+        asn, isp = (None, None) if log.asn is None else log.asn.lookup(ip)
+        country = None if log.country is None else log.country.lookup(ip)
+        return masked, asn, isp, visitor, country
 
     def _enqueue_failed(self) -> None:
         if not self._error_reported:
             self._error_reported = True
             logger.exception("request log: could not record a request (reported once)")
 
-    def _enqueue(
-        self,
-        scope: Scope,
-        started: float,
-        t0: float,
-        masked: str,
-        asn: int | None,
-        isp: str | None,
-        status: int,
-        size: int,
-        content_type: bytes | None = None,
-        visitor: str | None = None,
-        country: str | None = None,
-    ) -> None:
-        """One plain tuple (:data:`~consentmw.requestlog.record.RAW_FIELDS`) to the queue.
 
-        Header lookup, method checks and everything else wait for the writer thread. The
-        visitor key is dropped here if the consent state (known only now when this
-        middleware sits outside ConsentMiddleware) refuses analytics.
-        """
-        state = scope.get("consentmw")
-        extra: tuple[Any, ...] = (content_type, scope.get("query_string"))
-        visitors = self.log.visitors
-        if visitor is not None and visitors is not None and not refused(state, visitors.mode):
-            extra = (*extra, visitor)
-        if country is not None:  # fourth item; the third is the visitor key or None
-            extra = (*extra, None, country) if len(extra) == 2 else (*extra, country)
-        headers = scope.get("headers")
-        if type(headers) is not list:  # servers build a fresh list per request: keep it
-            headers = tuple(headers or ())  # anything else is copied, never read late
-        self.log.put(
-            (
-                started,
-                masked,
-                asn,
-                isp,
-                scope.get("method", "GET"),
-                scope.get("raw_path") or scope.get("path") or "/",
-                status,
-                size,
-                (perf_counter() - t0) * 1000.0,
-                headers,
-                getattr(state, "summary", "undecided"),
-                getattr(state, "language", None),
-                extra,  # for kind, campaign and visitor only
-            )
-        )
+_TYPE = b"content-type"
 
 
-def _content_type(headers: Any) -> bytes | None:
+def _content_type(headers: Any) -> Any:
     """The response's ``Content-Type`` value (the request log's ``kind`` needs it).
 
     Never raises: odd header items are the server's to refuse, not the logger's.
     """
     try:
-        for name, value in headers or ():
-            if bytes(name).lower() == b"content-type":
-                return bytes(value)[:256]
+        for name, value in headers or ():  # names should be lower-case, but need not be
+            if name == b"content-type" or (len(name) == 12 and bytes(name).lower() == _TYPE):
+                return value
     except (TypeError, ValueError):
         pass
     return None

@@ -25,10 +25,10 @@ from consentmw.requestlog.asn import (
     open_asn_database,
     open_country_database,
 )
+from consentmw.requestlog.encoder import make_encoder
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.maintenance import compress_ended, log_legal_hold, purge
 from consentmw.requestlog.periods import ROTATIONS, Schedule, load_timezone
-from consentmw.requestlog.record import make_encoder
 from consentmw.requestlog.useragent import UAParser
 from consentmw.requestlog.visitors import VisitorKeys, make_visitor_keys
 from consentmw.requestlog.writer import LogWriter
@@ -166,11 +166,16 @@ class RequestLog:
                 target=self._housekeeping, name="consentmw-requestlog-maintenance", daemon=True
             )
             self._housekeeper.start()
+        # Both threads run: requests may go straight to the writer's queue (the instance
+        # attribute hides the method below until close or fork removes it).
+        self.put = self.writer.put  # type: ignore[method-assign]
 
     def put(self, record: Sequence[Any]) -> bool:
-        """Enqueue a :class:`PendingRecord` or :data:`RAW_FIELDS` tuple (never blocks)."""
-        if self._housekeeper is None:
-            self.start()  # no lifespan (or a request after close): start lazily
+        """Enqueue a record (:mod:`~consentmw.requestlog.record`), never blocking.
+
+        Without a lifespan (or for a request after close) this starts the threads.
+        """
+        self.start()
         return self.writer.put(record)
 
     def close(self) -> None:
@@ -178,6 +183,7 @@ class RequestLog:
         if self._closed:
             return
         self._closed = True
+        self.__dict__.pop("put", None)
         self._stop.set()
         housekeeper, self._housekeeper = self._housekeeper, None
         if housekeeper is not None and housekeeper is not threading.current_thread():
@@ -239,6 +245,7 @@ class RequestLog:
             self._stop.wait(self.maintenance_interval)
 
     def _after_fork(self) -> None:
+        self.__dict__.pop("put", None)
         self._housekeeper = None
         self._stop = threading.Event()
         self.writer.reset_after_fork()

@@ -12,12 +12,15 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from consentmw.requestlog.files import PeriodFiles
 from consentmw.requestlog.periods import Schedule
 
 _BATCH = 5000  # records per append (per period): bounds the memory of one pass
+_time_of = itemgetter(0)  # every kind of record starts with its time
 
 __all__ = ["LogWriter"]
 
@@ -54,7 +57,7 @@ class LogWriter:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._failing = False
-        self.enqueued = 0
+        self.taken = 0  # records the writer took from the queue
         self.written = 0
         self.dropped = 0  # queue full
         self.lost = 0  # could not be written (disk errors, bad records)
@@ -62,18 +65,18 @@ class LogWriter:
     # -- request path ------------------------------------------------------------------
 
     def put(self, record: Sequence[Any]) -> bool:
-        """Enqueue without blocking; ``False`` (and counted) when the queue is full."""
+        """Enqueue without blocking; ``False`` (and counted) when the queue is full.
+
+        Records wait for the thread (:meth:`start`) or for :meth:`flush` or :meth:`close`.
+        """
         queue = self._queue
-        if len(queue) >= self.queue_size:
-            with self._drop_lock:
-                self.dropped += 1
-            return False
-        queue.append(record)
-        self.enqueued += 1
         if len(queue) >= self._high_water:
+            if len(queue) >= self.queue_size:
+                with self._drop_lock:
+                    self.dropped += 1
+                return False
             self._wake.set()
-        if self._thread is None:
-            self.start()
+        queue.append(record)
         return True
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -132,32 +135,49 @@ class LogWriter:
 
     def _drain(self) -> None:
         queue = self._queue
-        popleft = queue.popleft
+        take = iter(queue.popleft, None)  # no record is None, and only one drain pops
+        key = ""
+        while queue:
+            count = min(len(queue), _BATCH)
+            self.taken += count
+            for key, lines in self._encode(list(islice(take, count))).items():
+                self._write(key, lines)
+            self.files.keep_only({key})
+
+    def _encode(self, records: list[Sequence[Any]]) -> dict[str, list[str]]:
+        """Lines by period key. Nearly always one period: then one pass over the batch."""
+        try:
+            lines = list(map(self.encode, records))
+            first, last = min(map(_time_of, records)), max(map(_time_of, records))
+            start, end, key = self.schedule.period(first)
+        except Exception:
+            return self._encode_each(records)
+        if start <= first and last < end:
+            return {key: lines}
+        return self._encode_each(records)
+
+    def _encode_each(self, records: list[Sequence[Any]]) -> dict[str, list[str]]:
+        """Record by record: around the end of a period, or to find a record that fails."""
         encode = self.encode
         period = self.schedule.period
-        while queue:
-            batch: dict[str, list[str]] = {}
-            lines: list[str] = []
-            start, end, key = 1.0, 0.0, ""
-            lost = 0
-            for _ in range(min(len(queue), _BATCH)):
-                pending = popleft()
-                try:
-                    line = encode(pending)
-                    ts = pending[0]
-                    if not start <= ts < end:
-                        start, end, key = period(ts)
-                        lines = batch.get(key) or batch.setdefault(key, [])
-                except Exception:
-                    lost += 1
-                    logger.exception("request log: could not encode a record (skipped)")
-                    continue
-                lines.append(line)
-            if lost:
-                self.lost += lost
-            for name, group in batch.items():
-                self._write(name, group)
-            self.files.keep_only({key})
+        batch: dict[str, list[str]] = {}
+        lines: list[str] = []
+        start, end = 1.0, 0.0
+        lost = 0
+        for pending in records:
+            try:
+                line = encode(pending)
+                ts = pending[0]
+                if not start <= ts < end:
+                    start, end, key = period(ts)
+                    lines = batch.setdefault(key, [])
+            except Exception:
+                lost += 1
+                logger.exception("request log: could not encode a record (skipped)")
+                continue
+            lines.append(line)
+        self.lost += lost
+        return batch
 
     def _write(self, key: str, lines: list[str]) -> None:
         try:
@@ -183,11 +203,12 @@ class LogWriter:
         self.written += len(lines)
 
     def stats(self) -> dict[str, int]:
+        queued = len(self._queue)
         return {
-            "enqueued": self.enqueued,
+            "enqueued": self.taken + queued,
             "written": self.written,
             "dropped": self.dropped,
             "lost": self.lost,
-            "queued": len(self._queue),
+            "queued": queued,
         }
 
