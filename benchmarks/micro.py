@@ -222,13 +222,6 @@ class Micro:
         log_mw = RequestLogMiddleware(mw, directory=tmp.name, queue_size=1_000_000)
         self._cleanup.append(log_mw.close)
         log_mw.log.start()
-        log_scope = scope_for("/html", cookie_header)
-        log_scope["consentmw"] = ctx.state
-        self.time(
-            "request-log enqueue (RequestLogMiddleware._enqueue)",
-            lambda: log_mw._enqueue(log_scope, 0.0, 0.0, "203.0.0.0", None, None, 200, 27000),
-            50_000,
-        )
 
         # -- whole requests through the ASGI stack, in process -----------------------
         json_app = raw_app(b'{"ok":true}', b"application/json")
