@@ -3,7 +3,7 @@
 ``run.py`` starts ``uvicorn --factory apps:create_app`` once per stack; the stack and its
 options come from the environment so that every server imports the very same app:
 
-    BENCH_STACK       bare | consent | full | naive
+    BENCH_STACK       bare | consent | full | naive | floor
     BENCH_LOG_DIR     where the request log writes (stack ``full``)
     BENCH_ROWS        table rows of the "realistic" template (run.py calibrates ~1 ms)
 
@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-STACKS = ("bare", "consent", "full", "naive")
+STACKS = ("bare", "consent", "full", "naive", "floor")
 SECRET_KEY = "benchmark-secret-key-0123456789-abcdefghijklmnop"
 GA_ID = "G-BENCH12345"
 STREAM_CHUNK = 64 * 1024
@@ -157,6 +157,10 @@ def build_stack(stack: str, rows: int = DEFAULT_ROWS, log_dir: str | None = None
         from naive import NaiveInjectMiddleware, reference_snippet
 
         return NaiveInjectMiddleware(app, snippet=reference_snippet())
+    if stack == "floor":
+        from naive import FloorInjectMiddleware, reference_snippet
+
+        return FloorInjectMiddleware(app, snippet=reference_snippet())
     consent = ConsentMiddleware(app, **consent_options())
     if stack == "consent":
         return consent

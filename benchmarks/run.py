@@ -37,6 +37,7 @@ STACK_LABELS = {
     "consent": "ConsentMiddleware",
     "full": "Consent+RequestLog",
     "naive": "naive BaseHTTPMiddleware",
+    "floor": "floor (no checks)",
 }
 MARKER = b"data-consentmw-snippet"
 
@@ -58,7 +59,7 @@ class Scenario:
     name: str
     path: str
     decided: bool = False
-    stacks: tuple[str, ...] = ("bare", "consent", "full", "naive")
+    stacks: tuple[str, ...] = ("bare", "consent", "full", "naive", "floor")
     baseline: str | None = None  # ratio against bare of another scenario (the control)
 
 

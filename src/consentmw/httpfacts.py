@@ -37,7 +37,7 @@ def is_navigation(headers: Mapping[bytes, bytes], method: str) -> bool:
     dest = headers.get(b"sec-fetch-dest")
     if dest is not None:
         return dest.strip().lower() == b"document"
-    return method == "GET" and b"text/html" in (headers.get(b"accept") or b"").lower()
+    return method == "GET" and (headers.get(b"accept") or b"").lower().find(b"text/html") >= 0
 
 
 def cache_directives(headers: RawHeaders) -> set[bytes]:

@@ -82,7 +82,7 @@ def last_end_tag(data: bytes) -> int:
     i = data.rfind(END_TAG, tail)
     if i >= 0:
         after = i + len(END_TAG)
-        if after < size and data[after] in _AFTER_NAME and END_TAG not in data[after:].lower():
+        if after < size and data[after] in _AFTER_NAME and data[after:].lower().find(END_TAG) < 0:
             return i
     i = data[tail:].lower().rfind(END_TAG)
     after = tail + i + len(END_TAG)
