@@ -173,7 +173,8 @@ class Micro:
         def start_message(context: Any) -> Any:
             # The whole start-message pass: Set-Cookie filter, expiries, header scan.
             message = {"type": "http.response.start", "status": 200, "headers": json_start}
-            return drive(Responder(_discard, context, mw.policy, mw.snippets).send(message))
+            responder = Responder(_discard, context, mw.policy, mw.snippets.for_page)
+            return drive(responder.send(message))
 
         self.time(
             "Set-Cookie filtering (7 headers, 3 cookies; 2 expiries x host+domain)",
@@ -209,7 +210,7 @@ class Micro:
 
         async def inject(messages: list[dict[str, Any]]) -> None:
             context = mw.policy.context(dict(plain_scope))
-            send = Responder(_discard, context, mw.policy, mw.snippets).send
+            send = Responder(_discard, context, mw.policy, mw.snippets.for_page).send
             for m in messages:
                 await send(m)
 
@@ -317,7 +318,7 @@ def rss_child(mode: str, megabytes: int) -> dict[str, Any]:
         if mode == "middleware":
             await mw(scope, _receive, sink)
             return
-        responder = Responder(sink, mw.policy.context(scope), mw.policy, mw.snippets)
+        responder = Responder(sink, mw.policy.context(scope), mw.policy, mw.snippets.for_page)
         await app(scope, _receive, responder.send)
 
     async def main() -> dict[str, Any]:

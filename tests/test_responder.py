@@ -427,3 +427,27 @@ def test_the_apps_own_header_list_is_never_changed() -> None:
 
 async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
+
+
+@pytest.mark.parametrize("kind", ["generator", "tuple"])
+def test_headers_given_as_any_iterable(kind: str) -> None:
+    """ASGI lets an app give its headers as any iterable, a one-shot generator included:
+    they are read once, and an injected page still gets its exact Content-Length."""
+    page = b"<html lang=en><body><p>x</p></body></html>"
+    items = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", b"%d" % len(page)),
+        (b"x-frame-options", b"DENY"),
+    ]
+    headers = (item for item in items) if kind == "generator" else tuple(items)
+    out = run_app(
+        [
+            {"type": "http.response.start", "status": 200, "headers": headers},
+            {"type": "http.response.body", "body": page},
+        ]
+    )
+    start, body = out
+    sent = dict(start["headers"])
+    assert SNIPPET_MARKER in body["body"]
+    assert sent[b"content-length"] == b"%d" % len(body["body"])
+    assert sent[b"x-frame-options"] == b"DENY" and sent[b"vary"] == b"Cookie"

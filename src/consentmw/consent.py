@@ -48,14 +48,14 @@ class ConsentState:
 
     @property
     def summary(self) -> Summary:
-        """Coarse state for the anonymous request log."""
+        """Coarse state for the request log."""
         if self.granted:
             return "granted"
         if self.decided or self.signal:
             return "denied"
         return "undecided"
 
-    @property
+    @cached_property
     def show_banner(self) -> bool:
         return not self.decided and self.signal is None
 

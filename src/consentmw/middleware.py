@@ -54,6 +54,7 @@ class ConsentMiddleware:
         self.policy = ConsentPolicy(config, self.receipts.counter)
         self.codec = self.policy.codec
         self.snippets = PageSnippets(self.banner, self.policy)
+        self._snippet_for = self.snippets.for_page
         self.endpoints = Endpoints(config, self.policy, self.banner, self.receipts)
         self._prefix = config.prefix
         self._prefix_slash = config.prefix + "/"
@@ -67,9 +68,11 @@ class ConsentMiddleware:
             return await self.app(scope, receive, send)
         ctx = self.policy.context(scope)
         path = scope["path"]
-        if path == self._prefix or path.startswith(self._prefix_slash):
+        if path.startswith(self._prefix) and (
+            path == self._prefix or path.startswith(self._prefix_slash)
+        ):
             # Never persisted here: a decision posted by a signalling browser must leave one
             # consent cookie (its own), and static files stay publicly cacheable.
             await self.endpoints(ctx, receive, send)
             return
-        await self.app(scope, receive, Responder(send, ctx, self.policy, self.snippets).send)
+        await self.app(scope, receive, Responder(send, ctx, self.policy, self._snippet_for).send)

@@ -50,7 +50,6 @@ from .pages import (
     END_WINDOW,
     LANG_WINDOW,
     SNIPPET_END,
-    RawHeaders,
     changed_headers,
     csp_nonce,
     html_codec,
@@ -126,9 +125,8 @@ class Responder:
     max_hold: int = 256 * 1024
 
     __slots__ = (
-        "codec", "ctx", "head", "headers", "held", "history", "history_size", "holding",
-        "injected", "lang", "length_at", "mode", "nonce", "policy", "seen", "send_next",
-        "snippets", "start",
+        "codec", "ctx", "head", "held", "history", "history_size", "holding", "injected",
+        "lang", "length", "mode", "nonce", "policy", "seen", "send_next", "snippets", "start",
     )  # fmt: skip
 
     def __init__(
@@ -191,35 +189,35 @@ class Responder:
         message["headers"] = out
 
     def _start(self, message: Message) -> bool:
-        """Filter the headers; False to hold the start message back (the body may change)."""
-        policy, ctx = self.policy, self.ctx
-        state = ctx.state
-        out: RawHeaders = []
+        """Read and filter the headers; False to hold the start message back (the body may
+        change). The app's header list itself is never changed: a response object may be
+        sent again."""
+        ctx = self.ctx
+        headers = message.get("headers", ())
+        if type(headers) is not list:  # any iterable may be given: read it once
+            headers = message["headers"] = list(headers)
         ctype = encoding = b""
-        csp = False
-        length_at = -1  # where Content-Length stands in ``out``
-        plain = True  # no ETag, no Vary, one Content-Length: _single patches in place
-        for item in message.get("headers", ()):
+        csp = cookies = False
+        length = None  # the Content-Length item
+        plain = True  # no ETag, no Vary, one Content-Length: _single patches a copy
+        for item in headers:
             name = item[0].lower()
             if name == b"content-length":
-                if length_at >= 0:
+                if length is not None:
                     plain = False
-                length_at = len(out)
+                length = item
             elif name == b"content-type":
                 ctype = ctype or item[1]
             elif name == b"set-cookie":
-                if not policy.allow_set_cookie(item[1], state):
-                    continue
+                cookies = True
             elif name == b"etag" or name == b"vary":
                 plain = False
             elif name == b"content-encoding":
                 encoding = item[1]
             elif name == b"content-security-policy":
                 csp = True
-            out.append(item)
-        if ctx.tracked:
-            out += policy.expiry_for(ctx)
-        message["headers"] = out
+        if cookies or ctx.tracked:
+            self._refilter(message)
         codec = None
         if ctype:
             if type(ctype) is not bytes:
@@ -229,7 +227,8 @@ class Responder:
                 codec = html_codec(ctype)
         if codec is not None:
             status = message["status"]
-            if status < 200 or status in _NO_BODY or ctx.scope["method"].upper() == "HEAD":
+            # Methods are case-sensitive (RFC 9110 9.1): "head" is not HEAD.
+            if status < 200 or status in _NO_BODY or ctx.scope["method"] == "HEAD":
                 codec = None
             elif encoding and bytes(encoding).strip().lower() not in _IDENTITY:
                 warn_compressed(bytes(encoding))
@@ -238,9 +237,8 @@ class Responder:
             self.mode = _PASS
             return True
         self.codec = codec
-        self.headers = out
-        self.length_at = length_at if plain else -2
-        self.nonce = csp_nonce(out) if csp else None
+        self.length = length if plain else False
+        self.nonce = csp_nonce(message["headers"]) if csp else None
         self.start = message
         self.mode = _HELD
         return False
@@ -267,13 +265,13 @@ class Responder:
             message["body"] = body
             if ctx.state.show_banner and self.policy.counter is not None:
                 self.policy.count_banner_shown(ctx, lang)
-            at = self.length_at
-            if at == -2:  # ETag, Vary or repeated Content-Length: the general rewrite
-                start["headers"] = changed_headers(self.headers, len(body))
-            else:  # the usual headers: patch Content-Length, add Vary, no second pass
-                headers = self.headers
-                if at >= 0:
-                    headers[at] = (headers[at][0], b"%d" % len(body))
+            length = self.length
+            if length is False:  # ETag, Vary or repeated Content-Length: the general rewrite
+                start["headers"] = changed_headers(start["headers"], len(body))
+            else:  # the usual headers: a copy with Content-Length patched and Vary added
+                headers = list(start["headers"])
+                if length is not None:
+                    headers[headers.index(length)] = (length[0], b"%d" % len(body))
                 headers.append((b"vary", b"Cookie"))
                 start["headers"] = headers
 
@@ -289,7 +287,7 @@ class Responder:
         self.held = bytearray()  # the last bytes received, not sent yet
         self.seen = 0  # body bytes received
         self.holding = False  # self.held starts at an end tag the snippet goes before
-        self.start["headers"] = changed_headers(self.headers, None)
+        self.start["headers"] = changed_headers(self.start["headers"], None)
         await self.send_next(self.start)
         await self._stream(message)
 

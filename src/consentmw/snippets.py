@@ -22,7 +22,7 @@ _MAX_CACHED_PATH = 1024  # path and query
 
 
 class PageSnippets:
-    """``snippets(ctx, head, nonce, codec) -> (snippet + SNIPPET_END, language)``."""
+    """``snippets.for_page(ctx, head, nonce, codec) -> (snippet + SNIPPET_END, language)``."""
 
     def __init__(self, banner: Banner, policy: ConsentPolicy) -> None:
         self.banner = banner
@@ -32,7 +32,7 @@ class PageSnippets:
             1024, 8 * _MB
         )
 
-    def __call__(
+    def for_page(
         self, ctx: RequestContext, head: bytes, nonce: str | None, codec: str
     ) -> tuple[bytes, str]:
         scope = ctx.scope
