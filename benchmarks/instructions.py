@@ -232,9 +232,19 @@ def budget_lines(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for label, scenario, stack, minimum in BUDGETS:
         ratio = table.get(scenario, {}).get(stack, {}).get("ratio")
+        # What the floor stack (an injector without any checks) reaches on the same route.
+        floor = table.get(scenario, {}).get("floor", {}).get("ratio")
+        if stack != "consent":
+            floor = None
         if ratio is not None:
             out.append(
-                {"budget": f"{label}: >= {minimum:.2f}", "value": ratio, "pass": ratio >= minimum}
+                {
+                    "budget": f"{label}: >= {minimum:.2f}",
+                    "value": ratio,
+                    "pass": ratio >= minimum,
+                    "minimum": minimum,
+                    "floor": floor,
+                }
             )
     return out
 
@@ -264,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(table))
     print()
     for b in budget_lines(table):
-        print(f"  {'PASS' if b['pass'] else 'MISS'}  {b['budget']:<52} {b['value']:.3f}")
+        floor, reach = b["floor"], ""
+        if floor is not None:
+            reach = f"   floor {floor:.3f}"
+            if floor < b["minimum"]:
+                reach += " (even the floor misses it)"
+        print(f"  {'PASS' if b['pass'] else 'MISS'}  {b['budget']:<52} {b['value']:.3f}{reach}")
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
     return 0
