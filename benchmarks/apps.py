@@ -146,6 +146,16 @@ def consent_options() -> dict[str, Any]:
     return {"secret_key": SECRET_KEY, "records_url": None, "google_analytics_id": GA_ID}
 
 
+def reference_snippet() -> bytes:
+    """consentmw's own undecided-visitor snippet, which the reference injectors insert."""
+    from consentmw import ConsentMiddleware
+    from consentmw.consent import ConsentState
+
+    mw = ConsentMiddleware(None, **consent_options())
+    state = ConsentState(policy_version=mw.config.policy_version)
+    return mw.banner.snippet_parts("en", state, "/", None).encode()
+
+
 def build_stack(stack: str, rows: int = DEFAULT_ROWS, log_dir: str | None = None) -> Any:
     """The ASGI app of one stack (outermost first: request log, consent, app)."""
     from consentmw import ConsentMiddleware
@@ -154,11 +164,11 @@ def build_stack(stack: str, rows: int = DEFAULT_ROWS, log_dir: str | None = None
     if stack == "bare":
         return app
     if stack == "naive":
-        from naive import NaiveInjectMiddleware, reference_snippet
+        from naive import NaiveInjectMiddleware
 
         return NaiveInjectMiddleware(app, snippet=reference_snippet())
     if stack == "floor":
-        from naive import FloorInjectMiddleware, reference_snippet
+        from naive import FloorInjectMiddleware
 
         return FloorInjectMiddleware(app, snippet=reference_snippet())
     consent = ConsentMiddleware(app, **consent_options())

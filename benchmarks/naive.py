@@ -1,8 +1,11 @@
-"""The peer reference: the straightforward way to inject a snippet with Starlette.
+"""Two reference injectors, both given consentmw's undecided-visitor snippet.
 
-A ``BaseHTTPMiddleware`` that reads the whole response body, inserts the snippet before
-``</body>`` and builds a new response: the reference point for what a straightforward
-injector costs.
+- :class:`NaiveInjectMiddleware`, the straightforward way with Starlette: a
+  ``BaseHTTPMiddleware`` that reads the whole response body, inserts the snippet before
+  ``</body>`` and builds a new response.
+- :class:`FloorInjectMiddleware`, the floor: a pure-ASGI injector with none of the checks
+  a consent tool needs, to read consentmw's overhead against what any send-wrapping
+  middleware in Python costs on the same server.
 """
 
 from __future__ import annotations
@@ -12,18 +15,6 @@ from typing import Any
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
-
-
-def reference_snippet() -> bytes:
-    """consentmw's own undecided-visitor snippet, so both inject the same bytes."""
-    from apps import consent_options
-
-    from consentmw import ConsentMiddleware
-    from consentmw.consent import ConsentState
-
-    mw = ConsentMiddleware(None, **consent_options())
-    state = ConsentState(policy_version=mw.config.policy_version)
-    return mw.banner.snippet_parts("en", state, "/", None).encode()
 
 
 class NaiveInjectMiddleware(BaseHTTPMiddleware):

@@ -124,9 +124,9 @@ def _unreachable(exc: Exception) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from consentmw.analytics.cli import period_from_args
     from consentmw.analytics.clickhouse.client import client_errors
     from consentmw.analytics.clickhouse.engine import ClickHouseEngine
+    from consentmw.analytics.periodargs import period_from_args
     from consentmw.analytics.render import render_html, render_table
     from consentmw.requestlog.periods import load_timezone
 
