@@ -58,6 +58,9 @@ END_TAG_ANY_CASE = re.compile(re.escape(END_TAG), re.IGNORECASE)
 
 RawHeaders = list[tuple[bytes, bytes]]
 
+_END_TAG_LEN = len(END_TAG)
+_later_end_tag = END_TAG_ANY_CASE.search
+
 _AFTER_NAME = frozenset(b" \t\n\r\f/>")
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _LANG_RE = re.compile(
@@ -81,8 +84,8 @@ def last_end_tag(data: bytes) -> int:
     # Nearly every page: a lower-case end tag near the end, nothing like one after it.
     i = data.rfind(END_TAG, tail)
     if i >= 0:
-        after = i + len(END_TAG)
-        if after < size and data[after] in _AFTER_NAME and data[after:].lower().find(END_TAG) < 0:
+        after = i + _END_TAG_LEN
+        if after < size and data[after] in _AFTER_NAME and _later_end_tag(data, after) is None:
             return i
     i = data[tail:].lower().rfind(END_TAG)
     after = tail + i + len(END_TAG)
