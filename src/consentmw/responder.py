@@ -177,7 +177,8 @@ class Responder:
 
     # -- the start message ---------------------------------------------------------------------
     def _refilter(self, message: Message) -> None:
-        """Set-Cookie enforcement for a start message after the first: every one is filtered."""
+        """Set-Cookie enforcement and expiries: every start message with a Set-Cookie header,
+        or from a visitor carrying refused cookies, gets a filtered copy of its headers."""
         policy, ctx = self.policy, self.ctx
         out = [
             item
