@@ -53,7 +53,6 @@ def pending(i: int) -> PendingRecord:
         UAS[i % len(UAS)],
         b"https://www.google.no/",
         "granted",
-        None,
         b"nb-NO,nb;q=0.9",
     )
 

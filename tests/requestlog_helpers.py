@@ -20,10 +20,8 @@ UA_IPHONE = (
 
 
 class State:
-    def __init__(self, summary: str, language: str | None = None) -> None:
+    def __init__(self, summary: str) -> None:
         self.summary = summary
-        if language is not None:
-            self.language = language
         self.consent_id = "c0ffee-consent-id-123"
 
 

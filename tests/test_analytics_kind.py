@@ -115,7 +115,7 @@ def test_fast_and_generic_paths_write_the_same_line() -> None:
             ):
                 pending = PendingRecord(
                     1_795_000_000.5, "198.51.0.0", None, None, method, path, status, 10,
-                    1.5, ua, None, "undecided", None, None, extra,
+                    1.5, ua, None, "undecided", None, extra,
                 )  # fmt: skip
                 generic = encode_record(build_record(pending, parse)).decode()
                 assert encode(pending) == generic
@@ -183,7 +183,7 @@ def test_any_input_gives_a_known_kind(method, status, ctype, query, path) -> Non
     parse = UAParser()
     pending = PendingRecord(
         1.0, "0.0.0.0", None, None, method, path, status, 0, 0.1, None, None, "x", None,
-        None, (ctype, query),
+        (ctype, query),
     )  # fmt: skip
     record = build_record(pending, parse)
     assert record["kind"] in KINDS

@@ -75,7 +75,7 @@ def test_forbidden_fields_never_reach_disk(tmp_path: Path) -> None:
     for consent in ("granted", "denied"):
 
         async def with_consent(scope, receive, send, consent=consent):
-            scope["consentmw"] = State(consent, "en")
+            scope["consentmw"] = State(consent)
             await text_app(scope, receive, send)
 
         mw.app = with_consent
@@ -83,7 +83,11 @@ def test_forbidden_fields_never_reach_disk(tmp_path: Path) -> None:
             mw,
             "/x",
             query=b"token=tok-DDD",
-            headers=[*SECRET_HEADERS, (b"user-agent", UA_CHROME.encode())],
+            headers=[
+                *SECRET_HEADERS,
+                (b"user-agent", UA_CHROME.encode()),
+                (b"accept-language", b"en-GB,en;q=0.9,nb;q=0.5"),
+            ],
         )
     mw.close()
     disk = all_disk_bytes(tmp_path / "logs")

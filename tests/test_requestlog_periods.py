@@ -83,7 +83,6 @@ def pending(t: float, path: str = "/") -> PendingRecord:
         None,
         "undecided",
         None,
-        None,
     )
 
 

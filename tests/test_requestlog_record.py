@@ -76,9 +76,9 @@ def test_helpers() -> None:
     assert decode_path(b"") == "/"
     assert referrer_host(b"https://user:pw@Example.NO:8443/p?q=1") == "example.no"
     assert referrer_host(b"not a url") is None and referrer_host(None) is None
-    assert primary_language("nb", b"en") == "nb"
-    assert primary_language(None, b"en-GB,en;q=0.9") == "en"
-    assert primary_language(object(), b"*") is None
+    assert primary_language(b"en-GB,en;q=0.9") == "en"
+    assert primary_language(b"nb-NO,nb;q=0.9,en;q=0.5") == "nb"
+    assert primary_language(b"*") is None and primary_language(None) is None
 
 
 def test_asn_not_configured_and_missing_file(tmp_path: Path) -> None:

@@ -44,7 +44,6 @@ from consentmw.requestlog.useragent import UAInfo, UAParser
 __all__ = ["make_encoder"]
 
 _REFERRER_FAST = re.compile(rb"https?://([A-Za-z0-9.\-]{1,253})(?:[/?#]|\Z)")
-_LANG_RE = re.compile(r"^[A-Za-z]{2,3}$")
 _MS = tuple(f'{ms:03d}Z"' for ms in range(1000))
 #: ``.001`` ... ``.999`` as ``repr`` writes them (no trailing zeros, ``.0`` for none).
 _FRACTION = (".0", *(f".{ms:03d}".rstrip("0") for ms in range(1, 1000)))
@@ -140,7 +139,6 @@ def make_pieces(
         status: object,
         ua: Any,
         consent: object,
-        lang: object,
         accept: Any,
         content_type: Any,
     ) -> Pieces | None:
@@ -167,16 +165,12 @@ def make_pieces(
                 uaj = _ua_fragment(parse_ua(ua.decode("latin-1")))
                 if len(ua) <= MAX_CACHED_KEY:
                     uas.put(ua, uaj)
-        if type(lang) is str and _LANG_RE.match(lang):
-            lj = _json_str(lang.lower())
-        elif isinstance(lang, str) and type(lang) is not str:
-            return None
-        elif not accept:
+        if not accept:
             lj = "null"
         else:
             lj = accepts.get(accept)
             if lj is None:
-                lj = _json_value(primary_language(None, accept))
+                lj = _json_value(primary_language(accept))
                 if len(accept) <= MAX_CACHED_KEY:
                     accepts.put(accept, lj)
         kj = kind_json(method, status, path, ua, content_type)
@@ -236,15 +230,15 @@ def make_encoder(
     def pending_pieces(p: Sequence[Any]) -> tuple[Any, ...] | None:
         """(time, bytes, duration JSON, pieces, referer, query, visitor, country) of a
         :class:`PendingRecord`-ordered tuple."""
-        t, ip, asn, isp, method, path, status, size, dur, ua, ref, consent, lang, accept = p[:14]
-        extra = p[14] if len(p) > 14 else None
+        t, ip, asn, isp, method, path, status, size, dur, ua, ref, consent, accept = p[:13]
+        extra = p[13] if len(p) > 13 else None
         if type(size) is not int or type(dur) is not float:
             return None
         dj = _duration_json(dur)
         content_type = query = None
         if type(extra) is tuple and len(extra) >= 2:
             content_type, query = extra[0], extra[1]
-        found = pieces(ip, asn, isp, method, path, status, ua, consent, lang, accept, content_type)
+        found = pieces(ip, asn, isp, method, path, status, ua, consent, accept, content_type)
         if found is None or dj is None:
             return None
         return t, size, dj, found, ref, query, visitor_of(extra), country_of(extra)

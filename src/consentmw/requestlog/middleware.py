@@ -171,7 +171,6 @@ class RequestLogMiddleware:
                             status if ended else (status or 500),
                             user_agent,
                             getattr(state, "summary", "undecided"),
-                            getattr(state, "language", None),
                             accept,
                             content_type,
                         ),

@@ -94,7 +94,6 @@ class PendingRecord(NamedTuple):
     user_agent: bytes | None
     referer: bytes | None
     consent: str
-    language: object  # the consent state's, whatever ConsentMiddleware put there
     accept_language: bytes | None
     #: Content-Type, query string, then the visitor key and country code when logged
     extra: tuple[Any, ...] | None = None
@@ -102,8 +101,8 @@ class PendingRecord(NamedTuple):
 
 #: What the writer's encoder may cache a line's JSON by: every input of the stored record
 #: but the time, bytes, duration, referrer, campaign, visitor and country. ``path`` is the
-#: raw path, ``consent`` the state's summary, ``language`` the state's language, then the
-#: request's Accept-Language and the response's Content-Type.
+#: raw path, ``consent`` the state's summary, then the request's Accept-Language and the
+#: response's Content-Type.
 KEY_FIELDS = (
     "ip",
     "asn",
@@ -113,7 +112,6 @@ KEY_FIELDS = (
     "status",
     "user_agent",
     "consent",
-    "language",
     "accept_language",
     "content_type",
 )
@@ -127,7 +125,7 @@ RAW_FIELDS = ("time", "bytes", "duration_us", "key", "referer", "query", "visito
 def from_raw(raw: Sequence[Any]) -> tuple[Any, ...]:
     """A :data:`RAW_FIELDS` tuple as a plain tuple in :class:`PendingRecord`'s order."""
     t, size, micros, key, referer, query, visitor, country = raw
-    ip, asn, isp, method, path, status, user_agent, consent, language, accept, ctype = key
+    ip, asn, isp, method, path, status, user_agent, consent, accept, ctype = key
     if type(method) is not str or len(method) > 16:
         method = str(method)[:16]
     return (
@@ -143,7 +141,6 @@ def from_raw(raw: Sequence[Any]) -> tuple[Any, ...]:
         user_agent,
         referer,
         consent,
-        language,
         accept,
         (ctype, query, visitor, country),
     )
@@ -192,10 +189,9 @@ def referrer_host(value: bytes | None) -> str | None:
     return host
 
 
-def primary_language(state_language: object, accept: bytes | None) -> str | None:
-    """The consent state's language, else the first Accept-Language primary subtag."""
-    if isinstance(state_language, str) and _LANG_RE.match(state_language):
-        return state_language.lower()
+def primary_language(accept: bytes | None) -> str | None:
+    """The primary subtag of the first language in Accept-Language (``nb`` of
+    ``nb-NO,nb;q=0.9``), or ``None``."""
     if not accept:
         return None
     first = accept[:64].split(b",", 1)[0].split(b";", 1)[0].strip()
@@ -247,7 +243,7 @@ def build_record(
         "device": ua.device,
         "referrer": referrer_host(p.referer),
         "consent": p.consent if p.consent in CONSENT_STATES else "undecided",
-        "language": primary_language(p.language, p.accept_language),
+        "language": primary_language(p.accept_language),
         **analytics_fields(
             method, p.status, p.path, p.user_agent, ua.device, p.extra, consent_prefix
         ),
