@@ -86,7 +86,7 @@ def start_demo(port: int, folder: Path) -> subprocess.Popen[bytes]:
 def measure(page: Any, base: str, how: str) -> tuple[float, float]:
     page.goto(base + "/")
     page.mouse.move(600, 10)  # away from the settings button: no hover before the click
-    button = page.locator("[data-consentmw-snippet] .cmw-reopen")
+    button = page.locator("[data-consentmw-snippet] #cmw-reopen")
     button.wait_for()
     page.evaluate(WATCH_JS)
     if how == "hover + click":

@@ -11,17 +11,18 @@
   // ({prefix}/static/{digest}/consent.js), whatever the markup says.
   var me = document.currentScript;
   var root = me && me.closest("[data-consentmw-snippet]");
-  var own = me && /^(\/[^?#]*)\/static\/[^/?#]+\/consent\.js$/.exec(sameOrigin(me.src));
+  var own = me && /^(\/[^?#]*)(\/static\/[^/?#]+\/)consent\.js$/.exec(sameOrigin(me.src));
   if (!root || !own || root.cmwStarted) return;
   root.cmwStarted = true;
   var prefix = own[1];
+  var files = own[1] + own[2]; // {prefix}/static/{digest}/: every static file shares the digest
   var optional = words(root.getAttribute("data-categories"));
   var lang = root.getAttribute("lang") || "";
   var nonce = me.nonce || "";
   var banner = root.querySelector("[data-cmw-banner]");
   var dialog = root.querySelector("[data-cmw-dialog]"); // an older site template may carry it
   var loading = null;
-  var reopen = root.querySelector(".cmw-reopen");
+  var reopen = root.querySelector("#cmw-reopen");
   var nextInput = root.querySelector('input[name="next"]');
   var next = nextInput ? nextInput.value : location.pathname + location.search;
   var message = banner ? banner.getAttribute("data-msg") : "";
@@ -88,15 +89,14 @@
 
   // Google Analytics: one consent update per decision; in basic mode the loader (and so
   // anything from Google) comes only after analytics is granted. The loader goes inside the
-  // snippet, where it finds its configuration, and only from {prefix}/static/.
+  // snippet, where it finds its configuration, and only from beside this file (no URL from
+  // the markup).
   function analytics() {
-    var src = sameOrigin(root.getAttribute("data-ga-src") || "");
     if (typeof window.consentmwGa === "function") window.consentmwGa(granted());
-    else if (root.getAttribute("data-ga") && src.indexOf(prefix + "/static/") === 0 && /\/consent-ga\.js$/.test(src)
-      && allowed("analytics") && !analytics.loaded) {
+    else if (root.getAttribute("data-ga") && allowed("analytics") && !analytics.loaded) {
       analytics.loaded = true;
       var s = document.createElement("script");
-      s.src = src;
+      s.src = files + "consent-ga.js";
       if (nonce) s.nonce = nonce;
       root.appendChild(s);
     }
@@ -292,6 +292,9 @@
   };
 
   apply();
+  // Basic mode: the Google loader is not in the page; load it now if analytics is granted
+  // (advanced mode: the page's own loader already ran and set up consentmwGa).
+  if (typeof window.consentmwGa !== "function") analytics();
   // Global Privacy Control refuses, like the server's Sec-GPC: never consents.
   if (navigator.globalPrivacyControl === true && !state.decided && !state.signal) {
     decide("reject_all", [], "api").catch(function () {});

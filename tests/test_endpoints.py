@@ -193,7 +193,7 @@ async def test_cookie_declaration(client: httpx.AsyncClient, lang: str, words) -
 
 async def test_static_files_are_hashed_and_immutable(client: httpx.AsyncClient) -> None:
     page = (await client.get("/")).text
-    url = re.search(r'href="(/_consent/static/[0-9a-f]{12}/consent\.css)"', page)
+    url = re.search(r'href="(/_consent/static/[0-9a-f]{8}/consent\.css)"', page)
     assert url
     response = await client.get(url.group(1))
     assert response.status_code == 200 and "text/css" in response.headers["content-type"]

@@ -30,7 +30,7 @@ from jinja2 import (
 from .config import LANGUAGES, ConsentConfig
 from .consent import ConsentState
 from .registry import FIRST_PARTY, CookieSpec
-from .resources import static_files, templates_dir
+from .resources import static_digest, static_files, templates_dir
 
 logger = logging.getLogger("consentmw")
 
@@ -344,7 +344,7 @@ class Banner:
             )
         prefix = config.prefix
         self.static_urls = {
-            name: f"{prefix}/static/{f.digest}/{name}" for name, f in static_files().items()
+            name: f"{prefix}/static/{static_digest()}/{name}" for name in static_files()
         }
         # The rendered template per language and state (a few dozen at most).
         self._snippets: dict[tuple[Any, ...], _Segments] = {}

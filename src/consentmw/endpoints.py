@@ -19,7 +19,7 @@ from .consent import ConsentState, new_consent_id
 from .policy import ConsentPolicy, RequestContext
 from .receipts import ReceiptWriter, derive_action
 from .records import ForgetResult, RecordsUnavailable
-from .resources import static_files
+from .resources import static_digest, static_files
 from .setcookie import expire_headers, request_cookie_names
 from .urls import Origin, origin_of_url, parse_origin, request_origin, safe_next
 
@@ -195,8 +195,9 @@ class Endpoints:
         if item is None:
             raise HTTPError(404, "not found")
         # A hashed URL never changes content; an old hash still gets the current file.
-        cache = "public, max-age=31536000, immutable" if digest == item.digest else "no-cache"
-        headers = {"Cache-Control": cache, "ETag": f'"{item.digest}"'}
+        immutable = digest == static_digest()
+        cache = "public, max-age=31536000, immutable" if immutable else "no-cache"
+        headers = {"Cache-Control": cache, "ETag": f'"{item.digest[:16]}"'}
         return Response(item.body, media_type=item.media_type, headers=headers)
 
     # -- the visitor's rights -----------------------------------------------------------

@@ -42,7 +42,7 @@ class StaticFile:
 
 @cache
 def static_files() -> dict[str, StaticFile]:
-    """Every static file, read once, with a content hash for cache-busting URLs."""
+    """Every static file, read once, with its content hash (its ETag)."""
     files: dict[str, StaticFile] = {}
     for path in sorted(static_dir().iterdir()):
         if path.is_file() and not path.name.startswith("."):
@@ -50,7 +50,20 @@ def static_files() -> dict[str, StaticFile]:
             media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             if media.startswith("text/") or media.endswith("javascript"):
                 media += "; charset=utf-8"
-            files[path.name] = StaticFile(
-                path.name, body, hashlib.sha256(body).hexdigest()[:12], media
-            )
+            files[path.name] = StaticFile(path.name, body, hashlib.sha256(body).hexdigest(), media)
     return files
+
+
+@cache
+def static_digest() -> str:
+    """The one content hash in every static URL (``{prefix}/static/{digest}/{name}``).
+
+    One hash for all files, so that consent.js can name the others from its own URL (the
+    page need not carry the Google loader's); 8 hex digits (32 bits) tell one release from
+    the next, and every page carries two such URLs, so each digit costs on every page.
+    """
+    h = hashlib.sha256()
+    for f in static_files().values():
+        h.update(b"%d:%s\0%d:" % (len(f.name), f.name.encode(), len(f.body)))
+        h.update(f.body)
+    return h.hexdigest()[:8]

@@ -103,7 +103,7 @@ def test_accept_all_loads_gtag_after_consent_default_with_one_update(visit: Any)
     assert len(v.gtag_requests()) == 1
     assert any(c == ("_ga", ".consentmw.test") for c in v.ga_cookies())
     assert any(c[0] == "_ga_" + GA_ID[2:] for c in v.ga_cookies())
-    # Next page: the server includes the loader; again default first, one update.
+    # Next page: consent.js loads the loader (basic mode); again default first, one update.
     v.goto("/news")
     wait_for_tag(v)
     assert consent_calls(v, "default") == [{**DENIED, "wait_for_update": 500}]
