@@ -38,7 +38,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import BUDGETS, SCENARIOS, STACK_LABELS, Server  # noqa: E402
+from servers import BUDGETS, SCENARIOS, STACK_LABELS, Server, find_tool  # noqa: E402
 
 #: Fewer requests where one request is heavy, so every route takes seconds, not minutes.
 REQUESTS_SCALE = {"/realistic": 0.2, "/stream": 0.1}
@@ -251,7 +251,6 @@ def budget_lines(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def available() -> bool:
     """valgrind with callgrind_control, installed from Debian when missing (as root)."""
-    from run import find_tool
 
     return find_tool("valgrind") is not None and shutil.which("callgrind_control") is not None
 
