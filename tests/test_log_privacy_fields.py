@@ -118,7 +118,7 @@ def test_no_logged_path_holds_query_parameters_or_seeded_token(
     for logged in (decode_path(raw), decode_path(path)):
         assert "?" not in logged and ";" not in logged and "#" not in logged
         assert token not in logged
-    key = ("0.0.0.0", None, None, "GET", raw, 200, None, "undecided", None, None, None)
+    key = ("0.0.0.0", None, None, "GET", raw, 200, None, "undecided", None, None)
     line = encoder((0.0, 0, 0.001, key, None, None, None, None))
     assert token not in line and "?" not in line.split('"path":')[1].split('","status"')[0]
 

@@ -221,6 +221,7 @@ CREATE TABLE IF NOT EXISTS {_TABLE} (
     salt       bytea NOT NULL CHECK (length(salt) = {SALT_BYTES}),
     expires_at timestamptz NOT NULL
 )"""
+_CREATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('consentmw_salts_schema'))"
 
 
 class PostgresSaltStore:
@@ -255,8 +256,11 @@ class PostgresSaltStore:
                 self._url, autocommit=True, connect_timeout=self._timeout
             ) as conn:
                 if not self._ready:
-                    # another worker may create it at the same moment
-                    with contextlib.suppress(psycopg.errors.UniqueViolation):
+                    # Another worker may create it at the same moment, and CREATE TABLE IF
+                    # NOT EXISTS is not atomic (the loser sees a unique violation on the
+                    # catalog, DuplicateTable or DuplicateObject): one at a time, by lock.
+                    with conn.transaction():
+                        conn.execute(_CREATE_LOCK)
                         conn.execute(_CREATE)
                     self._ready = True
                 cur = conn.execute(sql, params)
