@@ -1,7 +1,8 @@
 /* consentmw: Google Analytics 4 (gtag.js) with Consent Mode v2. A same-origin file, so a
    strict CSP needs no inline script. Consent "default" (all denied) runs before any Google
    tag, then one "update" per decision. Ad signals stay denied unless a "marketing" category
-   exists and is granted. Basic mode: this file is only ever loaded once analytics is granted. */
+   exists and is granted. consent.js loads this file: in basic mode once analytics is granted, in advanced mode at
+   once. */
 (function () {
   "use strict";
   var w = window;
@@ -15,7 +16,7 @@
   var categories = (root.getAttribute("data-categories") || "").split(" ");
   var advanced = root.getAttribute("data-ga-mode") === "advanced";
   var granted = (root.getAttribute("data-granted") || "").split(" ").filter(Boolean);
-  var decided = root.getAttribute("data-decided") === "true" || !!root.getAttribute("data-signal");
+  var decided = !root.hasAttribute("data-undecided") || !!root.getAttribute("data-signal");
   if (!id || (!advanced && granted.indexOf("analytics") < 0)) return;
 
   // An element id="dataLayer" in the page shows up as window.dataLayer: only an array counts.

@@ -35,7 +35,7 @@
   var queue = Promise.resolve();
   var granted0 = words(root.getAttribute("data-granted"));
   var state = {
-    decided: root.getAttribute("data-decided") === "true",
+    decided: !root.hasAttribute("data-undecided"),
     signal: root.getAttribute("data-signal") || null,
     categories: {}
   };
@@ -87,13 +87,15 @@
     });
   }
 
-  // Google Analytics: one consent update per decision; in basic mode the loader (and so
-  // anything from Google) comes only after analytics is granted. The loader goes inside the
-  // snippet, where it finds its configuration, and only from beside this file (no URL from
-  // the markup).
+  // Google Analytics: one consent update per decision. The loader is in no page: this file
+  // loads it, in basic mode only after analytics is granted (so nothing from Google comes
+  // before), in advanced mode at once (it sets Consent Mode's all-denied defaults before
+  // gtag.js). It goes inside the snippet, where it finds its configuration, and only from
+  // beside this file (no URL from the markup).
   function analytics() {
     if (typeof window.consentmwGa === "function") window.consentmwGa(granted());
-    else if (root.getAttribute("data-ga") && allowed("analytics") && !analytics.loaded) {
+    else if (root.getAttribute("data-ga") && !analytics.loaded &&
+             (allowed("analytics") || root.getAttribute("data-ga-mode") === "advanced")) {
       analytics.loaded = true;
       var s = document.createElement("script");
       s.src = files + "consent-ga.js";
@@ -112,7 +114,8 @@
 
   function apply() {
     root.setAttribute("data-granted", granted().join(" "));
-    root.setAttribute("data-decided", String(state.decided));
+    if (state.decided) root.removeAttribute("data-undecided");
+    else root.setAttribute("data-undecided", "");
     if (state.signal) root.setAttribute("data-signal", state.signal);
     else root.removeAttribute("data-signal");
     if (dialog) all('input[name="category"]', dialog).forEach(function (b) { b.checked = allowed(b.value); });
@@ -292,9 +295,7 @@
   };
 
   apply();
-  // Basic mode: the Google loader is not in the page; load it now if analytics is granted
-  // (advanced mode: the page's own loader already ran and set up consentmwGa).
-  if (typeof window.consentmwGa !== "function") analytics();
+  analytics();
   // Global Privacy Control refuses, like the server's Sec-GPC: never consents.
   if (navigator.globalPrivacyControl === true && !state.decided && !state.signal) {
     decide("reject_all", [], "api").catch(function () {});

@@ -3,10 +3,10 @@
 The bytes the middleware adds to a page, measured through the real middleware as
 ``len(injected body) - len(original body)``, uncompressed, with the default configuration:
 a decided visitor's page gets the settings button and the script (at most 600 bytes), an
-undecided visitor's the banner as well (at most 3 KB), with and without Google Analytics
-(basic mode, the default: its loader is not in the page, consent.js loads it once analytics
-is granted). The settings dialog with the cookie list comes from ``GET {prefix}/dialog``
-when opened.
+undecided visitor's the banner as well (at most 3 KB), with and without Google Analytics,
+in both modes (no page carries its loader: consent.js loads it, in basic mode once
+analytics is granted, in advanced mode at once), with and without a CSP nonce. The
+settings dialog with the cookie list comes from ``GET {prefix}/dialog`` when opened.
 """
 
 from __future__ import annotations
@@ -47,9 +47,14 @@ def make(**options: Any) -> ConsentMiddleware:
     return ConsentMiddleware(app, secret_key="x" * 32, records_url=None, **options)
 
 
-@pytest.fixture(params=[None, "G-1A2B3C4D5E"], ids=["no-ga", "ga"])
+GA = {"google_analytics_id": "G-1A2B3C4D5E"}
+
+
+@pytest.fixture(
+    params=[{}, GA, {**GA, "analytics_mode": "advanced"}], ids=["no-ga", "ga", "ga-advanced"]
+)
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
-    options = {"google_analytics_id": request.param} if request.param else {}
+    options = request.param
     transport = httpx.ASGITransport(app=make(**options))
     async with httpx.AsyncClient(transport=transport, base_url="https://www.example.no") as c:
         yield c

@@ -135,7 +135,7 @@ FORGED = {
     "steer": (
         '<div id="consentmw-root" class="cmw" data-ga-src="https://evil.test/x.js" '
         'data-ga="G-EVIL" data-categories="analytics" data-granted="analytics" '
-        'data-decided="true"></div>'
+        '></div>'
     ),
     "loader": (
         '<div class="cmw" data-consentmw-snippet data-ga-src="https://evil.test/x.js" '

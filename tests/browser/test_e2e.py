@@ -289,6 +289,24 @@ def test_advanced_mode_loads_gtag_with_everything_denied(visit: Any) -> None:
     assert any(n == "_ga" for n, _ in v.ga_cookies())
 
 
+def test_advanced_mode_on_the_next_page_sets_the_defaults_before_the_stored_choice(
+    visit: Any,
+) -> None:
+    """No page carries the loader: consent.js loads it at once, and it reads the decision
+    already in the page, so a returning visitor's defaults still come first."""
+    v = visit("advanced")
+    v.goto("/").get_by_role("button", name="Godta alle").click()
+    v.page.wait_for_function("() => (window.__gtag || []).some(e => e[1] === 'update')")
+    page = v.goto("/")
+    wait_for_tag(v)
+    calls = [(e[1], e[2]) for e in v.gtag_log() if e[0] == "consent"]
+    assert calls == [
+        ("default", {**DENIED, "wait_for_update": 500}),
+        ("update", {**DENIED, "analytics_storage": "granted"}),
+    ]
+    assert page.locator("script[src$='/consent-ga.js']").count() == 1
+
+
 def test_ad_signals_follow_a_marketing_category_when_one_exists(visit: Any) -> None:
     v = visit("marketing")
     page = v.goto("/")
