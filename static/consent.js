@@ -295,7 +295,8 @@
   };
 
   apply();
-  analytics();
+  // No page carries the loader: load it now (advanced mode, or analytics already granted).
+  if (typeof window.consentmwGa !== "function") analytics();
   // Global Privacy Control refuses, like the server's Sec-GPC: never consents.
   if (navigator.globalPrivacyControl === true && !state.decided && !state.signal) {
     decide("reject_all", [], "api").catch(function () {});
