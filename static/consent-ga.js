@@ -1,8 +1,8 @@
 /* consentmw: Google Analytics 4 (gtag.js) with Consent Mode v2. A same-origin file, so a
    strict CSP needs no inline script. Consent "default" (all denied) runs before any Google
    tag, then one "update" per decision. Ad signals stay denied unless a "marketing" category
-   exists and is granted. consent.js loads this file: in basic mode once analytics is granted, in advanced mode at
-   once. */
+   exists and is granted. consent.js loads this file: in basic mode once analytics is
+   granted, in advanced mode at once. */
 (function () {
   "use strict";
   var w = window;

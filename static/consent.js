@@ -19,6 +19,7 @@
   var optional = words(root.getAttribute("data-categories"));
   var lang = root.getAttribute("lang") || "";
   var nonce = me.nonce || "";
+  var gaAdvanced = root.getAttribute("data-ga-mode") === "advanced";
   var banner = root.querySelector("[data-cmw-banner]");
   var dialog = root.querySelector("[data-cmw-dialog]"); // an older site template may carry it
   var loading = null;
@@ -95,7 +96,7 @@
   function analytics() {
     if (typeof window.consentmwGa === "function") window.consentmwGa(granted());
     else if (root.getAttribute("data-ga") && !analytics.loaded &&
-             (allowed("analytics") || root.getAttribute("data-ga-mode") === "advanced")) {
+             (gaAdvanced || allowed("analytics"))) {
       analytics.loaded = true;
       var s = document.createElement("script");
       s.src = files + "consent-ga.js";

@@ -54,8 +54,7 @@ GA = {"google_analytics_id": "G-1A2B3C4D5E"}
     params=[{}, GA, {**GA, "analytics_mode": "advanced"}], ids=["no-ga", "ga", "ga-advanced"]
 )
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
-    options = request.param
-    transport = httpx.ASGITransport(app=make(**options))
+    transport = httpx.ASGITransport(app=make(**request.param))
     async with httpx.AsyncClient(transport=transport, base_url="https://www.example.no") as c:
         yield c
 

@@ -134,8 +134,7 @@ async def scripts(request: Request) -> Response:
 FORGED = {
     "steer": (
         '<div id="consentmw-root" class="cmw" data-ga-src="https://evil.test/x.js" '
-        'data-ga="G-EVIL" data-categories="analytics" data-granted="analytics" '
-        '></div>'
+        'data-ga="G-EVIL" data-categories="analytics" data-granted="analytics"></div>'
     ),
     "loader": (
         '<div class="cmw" data-consentmw-snippet data-ga-src="https://evil.test/x.js" '
