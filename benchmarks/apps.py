@@ -153,7 +153,7 @@ def reference_snippet() -> bytes:
 
     mw = ConsentMiddleware(None, **consent_options())
     state = ConsentState(policy_version=mw.config.policy_version)
-    return mw.banner.snippet_parts("en", state, "/", None).encode()
+    return mw.banner.snippet_parts("en", state, None).encode()
 
 
 def build_stack(stack: str, rows: int = DEFAULT_ROWS, log_dir: str | None = None) -> Any:

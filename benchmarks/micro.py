@@ -191,12 +191,12 @@ class Micro:
         banner = mw.banner
         self.time(
             "snippet render (cached, undecided, en)",
-            lambda: banner.snippet_parts("en", undecided, "/html?x=1", None).encode(),
+            lambda: banner.snippet_parts("en", undecided, None).encode(),
             100_000,
         )
         self.time(
             "snippet render (cached, decided, with nonce)",
-            lambda: banner.snippet_parts("en", ctx.state, "/html", "r4nd0mN0nce==").encode(),
+            lambda: banner.snippet_parts("en", ctx.state, "r4nd0mN0nce==").encode(),
             100_000,
         )
 

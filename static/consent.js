@@ -24,8 +24,6 @@
   var dialog = root.querySelector("[data-cmw-dialog]"); // an older site template may carry it
   var loading = null;
   var reopen = root.querySelector("#cmw-reopen");
-  var nextInput = root.querySelector('input[name="next"]');
-  var next = nextInput ? nextInput.value : location.pathname + location.search;
   var message = banner ? banner.getAttribute("data-msg") : "";
   var status = document.createElement("p"); // the live region exists before it has news
   status.className = "cmw-sr";
@@ -174,7 +172,8 @@
   function load() {
     if (dialog) return Promise.resolve(dialog);
     if (!loading) {
-      var url = prefix + "/dialog?lang=" + encodeURIComponent(lang) + "&next=" + encodeURIComponent(next);
+      // No page address: the dialog's form returns to the page its Referer names.
+      var url = prefix + "/dialog?lang=" + encodeURIComponent(lang);
       loading = fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
         .then(function (r) {
           if (!r.ok) throw new Error("consentmw: GET " + prefix + "/dialog answered " + r.status);
@@ -201,8 +200,7 @@
       dialog.showModal();
     }, function () {
       // The same page the settings button leads to without JavaScript.
-      location.assign(prefix + "/preferences?next=" + encodeURIComponent(next) +
-        "&lang=" + encodeURIComponent(lang));
+      location.assign(prefix + "/preferences?lang=" + encodeURIComponent(lang));
     });
   }
 

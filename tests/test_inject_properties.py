@@ -117,7 +117,10 @@ def test_streamed_large_chunks_equal_one_shot(body: bytes, data: st.DataObject) 
     assert out == (streamed_reference(body, cuts, snippet) if cuts else inject_once(body, snippet))
     # ... and a page that already carries the snippet stays as it is.
     again = sorted(data.draw(st.lists(st.integers(0, len(out)), max_size=8)))
-    assert stream(out, again) == streamed_reference(out, again, snippet)
+    # (Uncut, the body is one message, which is searched in full: found by this test, for a
+    # body whose only end tag has more than STREAM_WINDOW bytes after it.)
+    expected = streamed_reference(out, again, snippet) if again else inject_once(out, snippet)
+    assert stream(out, again) == expected
     if out != body:
         assert stream(out, again) == out
     # The contract differs from the one-shot reference only for an end tag followed by

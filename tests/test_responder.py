@@ -15,7 +15,7 @@ from itertools import accumulate
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from starlette.types import Message
 
@@ -138,7 +138,7 @@ def through_reference(method: str, lang: bytes | None, sent: list[Message]) -> l
     state = ConsentState(policy_version=MW.config.policy_version)
     language = MW.policy.page_language(find_html_lang(whole), lang)
     nonce = csp_nonce(hdrs)
-    snippet = MW.banner.snippet_parts(language, state, "/side?a=1&b=<2>", nonce)
+    snippet = MW.banner.snippet_parts(language, state, nonce)
     encoded = snippet.encode(codec, errors="xmlcharrefreplace")
     out = inject_once(whole, encoded)
     if len(bodies) > 1:  # streamed: headers leave before the body is seen
@@ -181,6 +181,16 @@ def normal(msgs: list[Message]) -> list[Any]:
     method=st.sampled_from(["GET", "GET", "POST", "HEAD"]),
     lang=st.sampled_from([None, b"en-GB,en;q=0.9", b"nb-NO", b"de"]),
 )
+# Found by this test: an end tag in the first chunk, before <html lang>, fixed the language
+# of a streamed page's snippet too early (nb here, where the page says en).
+@example(
+    hdrs=[(b"content-type", b"text/html; charset=utf-8")],
+    body=b"<!--/consentmw--></body><!doctype html><html lang='en'><head></head><body>",
+    cuts=[24],
+    status=200,
+    method="GET",
+    lang=None,
+)
 def test_middleware_sends_what_the_reference_says(
     hdrs: list[tuple[bytes, bytes]],
     body: bytes,
@@ -203,8 +213,9 @@ def test_middleware_sends_what_the_reference_says(
         b'<html\n  class=x lang="%s"><body><p>x</p></body></html>',
     ],
 )
-def test_cached_snippet_bytes_follow_page_language_and_query(page: bytes) -> None:
-    """The per-page snippet cache never serves one page's snippet on another."""
+def test_cached_snippet_bytes_follow_page_language_and_name_no_page(page: bytes) -> None:
+    """The snippet cache never serves one language's snippet on another, and the snippet
+    names no page, so pages share it."""
     for _ in range(2):
         check_languages(page)
 
@@ -221,8 +232,7 @@ def check_languages(page: bytes) -> None:
             html = out[1]["body"]
             assert html.count(SNIPPET_MARKER) == 1 and html.count(SNIPPET_END) == 1
             assert expect in html
-            nxt = b"/side" + (b"?" + query if query else b"")
-            assert b'value="' + nxt + b'"' in html
+            assert b"/side" not in html and b'name="next"' not in html
             assert dict(out[0]["headers"])[b"content-length"] == str(len(html)).encode()
 
 
@@ -291,8 +301,9 @@ def test_bytearray_and_list_header_items_and_bodies() -> None:
     assert bytes(json_odd[1]["body"]) == b"{}"
 
 
-def test_long_urls_and_headers_are_served_but_not_cached() -> None:
-    """Caches stay bounded in bytes: a 2 KB URL or a 2 KB Accept-Language is not kept."""
+def test_long_urls_and_headers_are_served_and_share_the_cache() -> None:
+    """Caches stay bounded in bytes: a 2 KB Accept-Language is keyed by what is read, and
+    a 2 KB URL is no part of the key (the snippet names no page)."""
     mw = middleware()
     start = {
         "type": "http.response.start",
@@ -306,7 +317,7 @@ def test_long_urls_and_headers_are_served_but_not_cached() -> None:
         out = serve([start, body], sc, mw)
         assert SNIPPET_MARKER in out[1]["body"] and b'lang="en"' in out[1]["body"]
     cached = list(mw.snippets.cache)
-    assert [k[3] for k in cached] == ["/short"]  # the long path was not cached
+    assert len(cached) == 2 and not any("p" * 2000 in repr(k) for k in cached)
     assert all(len(k[1]) <= 512 for k in cached)  # Accept-Language keyed by what is read
 
 
@@ -354,8 +365,13 @@ def test_marker_copied_from_a_real_response_does_not_suppress_the_banner(
     paste = real[start:end]
     page = PAGE % (b"<p>comment</p>", paste)
     out = through_mw(page, cuts)
-    assert out.count(b'value="/side"') >= 1  # this page's own snippet was injected
-    assert out.count(SNIPPET_END) == 2
+    if copied is None:
+        # The snippet names no page: another page's whole snippet, for a visitor in the same
+        # state and language, is byte for byte the one this page would get, so the page
+        # already carries it (a working banner and script) and is left as it is.
+        assert out == page
+    else:  # a part of it is content: this page's own snippet goes in
+        assert out.count(SNIPPET_END) == 2 and out.count(b"data-consentmw-snippet") == 1
     nonced = through_mw(PAGE % (b"", b""), [], csp=b"script-src 'nonce-first'")
     i = nonced.rindex(b"<div", 0, nonced.index(SNIPPET_MARKER))
     paste = nonced[i : nonced.index(SNIPPET_END) + len(SNIPPET_END)]

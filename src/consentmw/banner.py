@@ -1,8 +1,8 @@
 """Rendering the banner snippet and the consent pages, in Norwegian bokmål and English.
 
 The snippet depends only on the language and the consent state, so it is rendered once
-per combination and cached; the per-request parts (the page to return to, the CSP nonce)
-are filled into placeholders, escaped.
+per combination and cached; the one per-request part, a CSP nonce, is filled into its
+placeholder (checked against the nonce syntax first).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable
 from datetime import datetime, timezone, tzinfo
 from functools import lru_cache
-from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -227,9 +226,8 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
-_NEXT = "__consentmw_next__"
 _NONCE_ATTR = ' nonce="__consentmw_nonce__"'
-_PLACEHOLDERS = re.compile(f"({_NEXT}|{_NONCE_ATTR})")
+_PLACEHOLDERS = re.compile(f"({_NONCE_ATTR})")
 _NONCE = re.compile(r"^[A-Za-z0-9+/=_\-]{1,128}$")
 _NB_TAGS = ("nb", "no", "nn")
 
@@ -286,7 +284,7 @@ class _Segments:
 
 
 class Snippet:
-    """The snippet of one response: cached parts plus the page to return to and the nonce.
+    """The snippet of one response: cached parts plus the CSP nonce.
 
     ``encode(codec)`` joins the fixed parts, encoded once per charset, with this
     response's own, so a response pays for neither re-rendering nor re-encoding the
@@ -295,9 +293,9 @@ class Snippet:
 
     __slots__ = ("fills", "segments")
 
-    def __init__(self, segments: _Segments, next_attr: str, nonce_attr: str) -> None:
+    def __init__(self, segments: _Segments, nonce_attr: str) -> None:
         self.segments = segments
-        self.fills = {_NEXT: next_attr, _NONCE_ATTR: nonce_attr}
+        self.fills = {_NONCE_ATTR: nonce_attr}
 
     def _pieces(self, parts: tuple[Any, ...], fills: dict[str, Any]) -> list[Any]:
         texts = self.segments.texts
@@ -394,9 +392,7 @@ class Banner:
         return _shown_texts(self, lang)
 
     # -- the snippet ---------------------------------------------------------------------
-    def snippet_parts(
-        self, lang: str, state: ConsentState, next_path: str, nonce: str | None
-    ) -> Snippet:
+    def snippet_parts(self, lang: str, state: ConsentState, nonce: str | None) -> Snippet:
         """The snippet for one response, cheap to encode: see :class:`Snippet`.
 
         The encoded bytes are cached by the caller (:class:`~consentmw.snippets.PageSnippets`).
@@ -404,13 +400,15 @@ class Banner:
         key = (lang, state.show_banner, state.granted, state.signal, state.decided)
         segments = self._snippets.get(key)
         if segments is None:
-            ctx = self.context(lang, state, next=_NEXT, nonce="__consentmw_nonce__")
+            # next="": a site's template from before pages stopped carrying a return address
+            # still renders; the answer to its form goes back to the Referer's page.
+            ctx = self.context(lang, state, next="", nonce="__consentmw_nonce__")
             html = self.env.get_template("consentmw/snippet.html").render(ctx)
             segments = _Segments(_PLACEHOLDERS.split(html))
             if len(self._snippets) < 256:
                 self._snippets[key] = segments
         nonce_attr = f' nonce="{nonce}"' if nonce and _NONCE.match(nonce) else ""
-        return Snippet(segments, escape(next_path, quote=True), nonce_attr)
+        return Snippet(segments, nonce_attr)
 
     def dialog(self, lang: str, state: ConsentState, next_path: str) -> str:
         """The settings dialog fragment that consent.js fetches when the visitor opens it."""

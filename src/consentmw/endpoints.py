@@ -21,7 +21,7 @@ from .receipts import ReceiptWriter, derive_action
 from .records import ForgetResult, RecordsUnavailable
 from .resources import static_digest, static_files
 from .setcookie import expire_headers, request_cookie_names
-from .urls import Origin, origin_of_url, parse_origin, request_origin, safe_next
+from .urls import Origin, origin_of_url, parse_origin, referer_next, request_origin, safe_next
 
 MAX_BODY = 64 * 1024
 NOSNIFF = (b"x-content-type-options", b"nosniff")
@@ -173,15 +173,37 @@ class Endpoints:
             f"{name}.html",
             self.language(ctx),
             state,
-            next=safe_next(query.get("next")),
+            next=self.return_to(ctx, query.get("next")),
             decided_at_text=decided_at,
         )
         return HTMLResponse(html, headers={**NO_STORE, "Vary": "Cookie, Accept-Language"})
 
+    def return_to(self, ctx: RequestContext, value: str | None) -> str:
+        """Where a form sends the visitor back to: the ``next`` our own pages pass on (the
+        preferences page's form, the cookie page's link), else the page the request came
+        from (a ``Referer`` on the site), else ``/``.
+
+        The pages consentmw injects into carry no return address: it would add the page's
+        address to every page's weight and put its query in the URLs of our own pages,
+        where access logs keep it.
+        """
+        if value and safe_next(value) == value:
+            return value
+        referer = ctx.header(b"referer")
+        if referer is not None:
+            site = self.origins
+            if not site:
+                here = request_origin(str(ctx.scope.get("scheme") or "http"), ctx.host)
+                site = frozenset((here,)) if here is not None else frozenset()
+            found = referer_next(referer.decode("latin-1").strip(), site, self.prefix)
+            if found is not None:
+                return found
+        return "/"
+
     def dialog(self, ctx: RequestContext) -> Response:
         """The settings dialog, fetched by consent.js when opened (not sent with every page)."""
         query = dict(parse_qsl(ctx.scope.get("query_string", b"").decode("latin-1")))
-        next_path = safe_next(query.get("next"))
+        next_path = self.return_to(ctx, query.get("next"))
         html = self.banner.dialog(self.language(ctx), ctx.state, next_path)
         # nosniff is added to every answer by __call__.
         return HTMLResponse(html, headers={**NO_STORE, "Vary": "Cookie, Accept-Language"})
@@ -282,10 +304,12 @@ class Endpoints:
             raise HTTPError(403, "cross-site consent requests are refused")
         content_type = (ctx.header(b"content-type") or b"").split(b";")[0].strip().lower()
         body = await read_body(receive)
+        next_path: str | None = None  # None: a JSON answer, else where the form goes back to
         if content_type == b"application/json":
-            action, categories, source, next_path = self.parse_json(ctx, body)
+            action, categories, source = self.parse_json(ctx, body)
         elif content_type in (b"application/x-www-form-urlencoded", b""):
-            action, categories, source, next_path = self.parse_form(ctx, body)
+            action, categories, source, next_value = self.parse_form(ctx, body)
+            next_path = self.return_to(ctx, next_value)
         else:
             raise HTTPError(415, "send application/x-www-form-urlencoded or application/json")
         new_state = self.new_state(ctx.state, action, categories)
@@ -321,9 +345,9 @@ class Endpoints:
         sources = [v for k, v in pairs if k == "source"]
         source = sources[-1] if sources and sources[-1] in FORM_SOURCES else "banner"
         next_values = [v for k, v in pairs if k == "next"]
-        return action, categories, source, safe_next(next_values[-1] if next_values else None)
+        return action, categories, source, next_values[-1] if next_values else ""
 
-    def parse_json(self, ctx: RequestContext, body: bytes) -> tuple[str, set[str], str, None]:
+    def parse_json(self, ctx: RequestContext, body: bytes) -> tuple[str, set[str], str]:
         try:
             data = json.loads(body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:
@@ -341,7 +365,7 @@ class Endpoints:
         # consent.js posts on behalf of the banner or the settings dialog and says which;
         # anything else (a site's own script, curl) is "api".
         source = data.get("source")
-        return action, set(categories), source if source in FORM_SOURCES else "api", None
+        return action, set(categories), source if source in FORM_SOURCES else "api"
 
     def new_state(self, old: ConsentState, action: object, categories: set[str]) -> ConsentState:
         registry = self.config.registry

@@ -125,7 +125,7 @@ class Responder:
     max_hold: int = 256 * 1024
 
     __slots__ = (
-        "codec", "ctx", "head", "held", "history", "history_size", "holding", "injected",
+        "asked", "codec", "ctx", "head", "held", "history", "history_size", "holding", "injected",
         "lang", "length", "mode", "nonce", "policy", "seen", "send_next", "snippets", "start",
     )  # fmt: skip
 
@@ -335,7 +335,7 @@ class Responder:
                 self.holding = False
         if not more:
             if self.holding:
-                out += self._snippet(bytes(self.head))
+                out += self._snippet()
                 self._shown()
             out += self.held
             self.held = bytearray()
@@ -387,9 +387,13 @@ class Responder:
             held += memoryview(chunk)[k:]
         return out
 
-    def _snippet(self, head: bytes) -> bytes:
-        """The encoded snippet and SNIPPET_END, asked for once per response."""
-        if self.injected is None:
+    def _snippet(self) -> bytes:
+        """The encoded snippet and SNIPPET_END for the start of the body received so far:
+        asked for again only if that start grew since (an end tag met within the first
+        LANG_WINDOW bytes, before ``<html lang>``, must not fix the language)."""
+        if self.injected is None or self.asked != len(self.head):
+            self.asked = len(self.head)
+            head = bytes(self.head)
             self.injected, self.lang = self.snippets(self.ctx, head, self.nonce, self.codec)
         return self.injected
 
@@ -445,7 +449,7 @@ class Responder:
         if not marker_before(near, len(near) - back):
             return False
         data = self._last(back + VERIFY_WINDOW)
-        return injected_before(data, len(data) - back, self._snippet(bytes(self.head)))
+        return injected_before(data, len(data) - back, self._snippet())
 
     def _take(self, n: int) -> bytes:
         """Remove and return up to ``n`` bytes from the front of the held buffer."""

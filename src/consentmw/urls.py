@@ -1,50 +1,23 @@
 """URL helpers: return addresses, origins, and URLs with their secrets redacted.
 
-A return address ("next") travels from the page into a form field and back out as a
-``Location`` header, which is latin-1 bytes on the wire and read as percent-encoded
-UTF-8 by browsers. So it is built from the bytes the browser sent and kept ASCII end to
-end: ``/søk`` stays ``/s%C3%B8k``, never ``/s\\xf8k`` (which a browser reads as
-``/s%F8k``) and never a character that cannot be sent at all.
+A return address ("next") comes from the ``Referer`` of a form's request (or from a
+``next`` our own pages pass on) and leaves as a ``Location`` header, which is latin-1
+bytes on the wire and read as percent-encoded UTF-8 by browsers. Browsers send the
+Referer percent-encoded, so it is kept as sent and must be printable ASCII: ``/s%C3%B8k``
+stays as it is, and a raw ``/søk`` (never sent by a browser) is refused.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 MAX_NEXT = 2048
 Origin = tuple[str, str, int]  # scheme, lower-case host, port
 
-# Printable ASCII is kept as the browser sent it (escapes included), except '\\', which
-# browsers read as '/'. Everything else is percent-encoded, as is a '%' starting no escape.
-_KEEP = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "\\")
-_DECODED_KEEP = _KEEP.translate({ord("%"): None, ord("?"): None, ord("#"): None})
-_LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _NEXT_CHARS = re.compile(r"^/[\x21-\x7e]*$")  # printable ASCII only, no space
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SECRET_QUERY = re.compile(r"((?:^|[?&;])(?:password|passwd|pwd|secret|token)=)[^&;#]*", re.I)
-
-
-def return_path(scope: Mapping[str, Any]) -> str:
-    """The address of this request as an ASCII path and query, for a form to return to.
-
-    Built from ``raw_path`` (the bytes the browser sent); without one, from ``path``
-    encoded as UTF-8. Bytes that are not allowed in a URL are percent-encoded, so the
-    result is always ASCII and safe to send in a ``Location`` header.
-    """
-    raw = scope.get("raw_path")
-    if isinstance(raw, bytes | bytearray) and raw.startswith(b"/"):
-        raw = bytes(raw).split(b"?", 1)[0]  # some servers leave the query in raw_path
-        path = quote(_LONE_PERCENT.sub(b"%25", raw), safe=_KEEP)
-    else:  # ``path`` is decoded: a '%', '?' or '#' in it was an escape in the request
-        decoded = str(scope.get("path") or "/").encode("utf-8", "surrogateescape")
-        path = quote(decoded, safe=_DECODED_KEEP)
-    query = scope.get("query_string") or b""
-    if not query:
-        return path
-    return path + "?" + quote(_LONE_PERCENT.sub(b"%25", bytes(query)), safe=_KEEP)
 
 
 def safe_next(value: str | None) -> str:
@@ -63,6 +36,28 @@ def safe_next(value: str | None) -> str:
     if parts.scheme or parts.netloc:
         return "/"
     return value
+
+
+def referer_next(referer: str, site: frozenset[Origin], prefix: str) -> str | None:
+    """The page a ``Referer`` names, as a return address, when it is on the site.
+
+    ``site`` holds the origins that count as the site; a page under ``prefix`` (consentmw's
+    own pages) does not count, nor does anything :func:`safe_next` refuses. Pages carry no
+    return address of their own: the browser names the page a form or link was on (with its
+    default policy, ``strict-origin-when-cross-origin``, the full address on the same site).
+    """
+    if not referer or len(referer) > 2 * MAX_NEXT or origin_of_url(referer) not in site:
+        return None
+    try:
+        parts = urlsplit(referer)
+    except ValueError:
+        return None
+    path = parts.path or "/"
+    if path == prefix or path.startswith(prefix + "/"):
+        return None
+    value = path + "?" + parts.query if parts.query else path
+    checked = safe_next(value)
+    return checked if checked == value else None
 
 
 def parse_origin(value: str) -> Origin | None:
