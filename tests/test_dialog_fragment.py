@@ -19,6 +19,19 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+async def test_the_fragment_returns_to_the_page_that_fetched_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """consent.js fetches /dialog?lang=.. only; the way back is the fetching page (its
+    Referer), and another site's Referer is none."""
+    for referer, back in (
+        ("http://www.example.no/bedrift/123?side=2", "/bedrift/123?side=2"),
+        ("https://evil.example/x", "/"),
+    ):
+        r = await client.get("/_consent/dialog?lang=en", headers={"Referer": referer})
+        assert f'<input type="hidden" name="next" value="{back}">' in r.text
+
+
 async def test_the_fragment_is_private_uncached_and_typed(client: httpx.AsyncClient) -> None:
     r = await client.get("/_consent/dialog?lang=en&next=/en")
     assert r.status_code == 200

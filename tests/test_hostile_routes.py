@@ -102,6 +102,39 @@ async def test_a_referer_off_the_site_or_malformed_returns_home(referer: str) ->
             assert decided.headers["location"] == "/"
 
 
+async def test_with_several_trusted_origins_the_referer_must_be_this_host() -> None:
+    """A relative Location stays on the request's host: another trusted site's page is not
+    a way back here."""
+    shop = "https://shop.example.no"
+    app = any_page_app(trusted_origins=[SITE, shop])
+    async with client_for(app, SITE) as client:
+        for referer, back in ((SITE + "/side?a=1", "/side?a=1"), (shop + "/cart", "/")):
+            decided = await client.post(
+                "/_consent",
+                data={"action": "reject_all"},
+                headers={"Origin": SITE, "Referer": referer},
+            )
+            assert decided.status_code == 303 and decided.headers["location"] == back
+
+
+@pytest.mark.parametrize("path", ["/%5Fconsent/preferences", "/_consent", "/_consent?x=1"])
+async def test_our_own_pages_are_no_way_back(path: str) -> None:
+    async with client_for(any_page_app()) as client:
+        decided = await client.post(
+            "/_consent",
+            data={"action": "reject_all"},
+            headers={"Referer": "http://www.example.no" + path},
+        )
+        assert decided.headers["location"] == "/"
+    async with client_for(any_page_app()) as client:  # a look-alike is a page of the site
+        decided = await client.post(
+            "/_consent",
+            data={"action": "reject_all"},
+            headers={"Referer": "http://www.example.no/_consentfoo"},
+        )
+        assert decided.headers["location"] == "/_consentfoo"
+
+
 async def test_a_next_our_pages_pass_on_wins_over_the_referer() -> None:
     async with client_for(any_page_app()) as client:
         html = (
@@ -191,6 +224,11 @@ SITE = "https://www.example.no"
         (SITE, {"Sec-Fetch-Site": "none"}, (), True),  # typed or bookmarked by the user
         (SITE, {"Sec-Fetch-Site": "cross-site", "Origin": SITE}, (), False),
         (SITE, {"Origin": "null"}, (), False),
+        # A page under Referrer-Policy: no-referrer posts with Origin: null; browsers add
+        # Sec-Fetch-Site on secure origins, and a sandboxed frame is cross-site there.
+        (SITE, {"Origin": "null", "Sec-Fetch-Site": "same-origin"}, (), True),
+        (SITE, {"Origin": "null", "Sec-Fetch-Site": "cross-site"}, (), False),
+        (SITE, {"Origin": "null", "Sec-Fetch-Site": "none"}, (), False),
         (SITE, {"Origin": "https://www.example.no/"}, (), False),
         (SITE, {"Origin": "https://evil.example@www.example.no"}, (), False),
         (SITE, {"Origin": "garbage"}, (), False),

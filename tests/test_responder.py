@@ -379,6 +379,18 @@ def test_marker_copied_from_a_real_response_does_not_suppress_the_banner(
     assert again.count(SNIPPET_END) == 2 and b'nonce="second"' in again
 
 
+def test_a_page_whose_lang_follows_the_end_tag_is_not_injected_twice_when_streamed() -> None:
+    """Stacked middleware, streamed the second time: the check for a snippet already there
+    is made again once the start of the body holds the page's <html lang> (the first check,
+    made with less of it, compared with the snippet in another language)."""
+    page = b"<!doctype html><body><p>x</p></body><html lang='en'>"
+    once = through_mw(page, [])
+    assert once.count(SNIPPET_END) == 1 and b'lang="en"' in once
+    cut = once.index(b"</body>") + len(b"</body>")
+    for cuts in ([cut], [cut - 3], [cut, cut + 5]):
+        assert through_mw(once, cuts) == once
+
+
 @pytest.mark.parametrize("cuts", SPLITS)
 @pytest.mark.parametrize("csp", [b"", b"script-src 'nonce-abc123'"])
 def test_a_genuinely_injected_body_is_not_injected_again(cuts: list[int], csp: bytes) -> None:

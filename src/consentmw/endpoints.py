@@ -48,7 +48,8 @@ def is_same_origin(ctx: RequestContext, trusted: frozenset[Origin] = frozenset()
 
     - ``Sec-Fetch-Site``, when sent, must be ``same-origin`` or ``none`` (typed by the
       user): ``same-site`` is refused, since a sibling subdomain is another origin.
-    - ``Origin``, when sent, must be the site's origin (``null`` never is).
+    - ``Origin``, when sent, must be the site's origin; ``null`` (what a page under
+      ``Referrer-Policy: no-referrer`` sends) only with ``Sec-Fetch-Site: same-origin``.
     - Without ``Origin`` (browsers before Firefox 70 on same-origin form posts), a
       ``Referer``, when sent, must be on the site's origin.
     - Without all three the request is accepted: that is a non-browser client (curl, a
@@ -59,6 +60,12 @@ def is_same_origin(ctx: RequestContext, trusted: frozenset[Origin] = frozenset()
     if fetch_site is not None and fetch_site.strip().lower() not in (b"same-origin", b"none"):
         return False
     origin = ctx.header(b"origin")
+    if origin is not None and origin.strip() == b"null" and fetch_site is not None:
+        # A page under ``Referrer-Policy: no-referrer`` posts its forms with ``Origin: null``
+        # (Fetch serialises the origin as null then): the browser's own Sec-Fetch-Site
+        # answers instead. A sandboxed frame on the site is cross-site there. Browsers send
+        # Sec-Fetch-Site to secure origins only: over plain http, null stays refused.
+        return fetch_site.strip().lower() == b"same-origin"
     if origin is not None:
         sender = parse_origin(origin.decode("latin-1").strip())
     else:
@@ -191,9 +198,11 @@ class Endpoints:
             return value
         referer = ctx.header(b"referer")
         if referer is not None:
+            here = request_origin(str(ctx.scope.get("scheme") or "http"), ctx.host)
             site = self.origins
-            if not site:
-                here = request_origin(str(ctx.scope.get("scheme") or "http"), ctx.host)
+            if len(site) > 1:  # several sites: only this request's host is "here"
+                site = frozenset(o for o in site if here is not None and o[1] == here[1])
+            elif not site:
                 site = frozenset((here,)) if here is not None else frozenset()
             found = referer_next(referer.decode("latin-1").strip(), site, self.prefix)
             if found is not None:

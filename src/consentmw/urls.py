@@ -10,7 +10,7 @@ stays as it is, and a raw ``/søk`` (never sent by a browser) is refused.
 from __future__ import annotations
 
 import re
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 MAX_NEXT = 2048
 Origin = tuple[str, str, int]  # scheme, lower-case host, port
@@ -53,7 +53,8 @@ def referer_next(referer: str, site: frozenset[Origin], prefix: str) -> str | No
     except ValueError:
         return None
     path = parts.path or "/"
-    if path == prefix or path.startswith(prefix + "/"):
+    decoded = unquote(path)  # the server routes /%5Fconsent/ to our pages too
+    if decoded == prefix or decoded.startswith(prefix + "/"):
         return None
     value = path + "?" + parts.query if parts.query else path
     checked = safe_next(value)

@@ -71,6 +71,13 @@ async def news(request: Request) -> Response:
     return html(document("Nyheter", "<p>Ingen nyheter i dag.</p>"))
 
 
+async def quiet(request: Request) -> Response:
+    """A page that sends no Referer: its form posts carry ``Origin: null``."""
+    response = html(document("Stille", "<p>Ingen Referer herfra.</p>"))
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 async def track(request: Request) -> Response:
     """The app tries to set Google Analytics cookies itself: consentmw must stop it."""
     response = html(document("Sporing", "<p>Denne siden prøver å sette _ga.</p>"))
@@ -172,6 +179,7 @@ routes = [
     Route("/", home),
     Route("/en", home_en),
     Route("/news", news),
+    Route("/quiet", quiet),
     Route("/track", track),
     Route("/login", login, methods=["GET", "POST"]),
     Route("/account", account),

@@ -169,6 +169,21 @@ def test_without_javascript_the_form_banner_records_reject_and_accept(visit: Any
     assert v.google == [] and v2.google == []
 
 
+def test_without_javascript_a_no_referrer_page_still_records_the_choice(visit: Any) -> None:
+    """Under ``Referrer-Policy: no-referrer`` the form posts with ``Origin: null`` and no
+    Referer: the choice is recorded (Sec-Fetch-Site says same-origin) and the visitor goes
+    to the home page, as the README says."""
+    v = visit(java_script_enabled=False)
+    # Browsers send Sec-Fetch-Site only to secure origins: localhost is one, plain-http
+    # www.consentmw.test is not (there Origin: null is refused, as a sandboxed frame's).
+    v.base = v.base.replace("www.consentmw.test", "localhost")
+    page = v.goto("/quiet?side=2")
+    page.get_by_role("button", name="Avvis alle").click()
+    assert page.url == v.base + "/"
+    state = v.state()
+    assert state["decided"] is True and state["categories"]["analytics"] is False
+
+
 def test_keyboard_only_order_and_escape_closes_the_dialog_without_deciding(visit: Any) -> None:
     v = visit()
     page = v.goto("/")
