@@ -92,3 +92,19 @@ async def test_only_get_and_head(client: httpx.AsyncClient) -> None:
     assert (await client.head("/_consent/dialog")).status_code == 200
     r = await client.post("/_consent/dialog", content=b"")
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+
+
+async def test_the_way_back_survives_the_cookie_page(client: httpx.AsyncClient) -> None:
+    """Preferences -> cookie list -> preferences keeps the page the visitor came from (our own
+    pages are no Referer to return to, so the links carry it)."""
+    prefs = await client.get(
+        "/_consent/preferences?lang=en", headers={"Referer": "http://www.example.no/a?b=1"}
+    )
+    link = re.search(r'href="(/_consent/cookies\?[^"]*)"', prefs.text)
+    assert link is not None and "next=/a%3Fb%3D1" in link.group(1).replace("&amp;", "&")
+    cookies = await client.get(link.group(1).replace("&amp;", "&"))
+    assert 'href="/a?b=1"' in cookies.text  # the cookie page's way back
+    back = re.search(r'href="(/_consent/preferences\?[^"]*)"', cookies.text)
+    assert back is not None
+    again = await client.get(back.group(1).replace("&amp;", "&"))
+    assert '<input type="hidden" name="next" value="/a?b=1">' in again.text
