@@ -125,9 +125,8 @@ class Responder:
     max_hold: int = 256 * 1024
 
     __slots__ = (
-        "asked", "checked", "codec", "ctx", "head", "held", "history", "history_size", "holding",
-        "injected", "lang", "length", "mode", "nonce", "policy", "seen", "send_next", "snippets",
-        "start",
+        "asked", "codec", "ctx", "head", "held", "history", "history_size", "holding", "injected",
+        "lang", "length", "mode", "nonce", "policy", "seen", "send_next", "snippets", "start",
     )  # fmt: skip
 
     def __init__(
@@ -322,7 +321,6 @@ class Responder:
             self._remember(chunk)
             at = self._end_tag(chunk)
         if at >= 0:
-            self.checked = len(self.head)
             if self._injected_before(self.seen - at):
                 self.mode = _PASS
                 out = self._release(chunk, self.seen)
@@ -336,11 +334,9 @@ class Responder:
             if self.holding and len(self.held) > self.max_hold:
                 self.holding = False
         if not more:
-            # The start of the body may have grown since the end tag was checked (a page
-            # whose <html lang> follows it): check again against the snippet for it now.
-            if self.holding and (
-                len(self.head) == self.checked or not self._injected_before(len(self.held))
-            ):
+            # Checked again (self.held starts at the end tag): the start of the body, and so
+            # the snippet, may have grown since the end tag was met (<html lang> after it).
+            if self.holding and not self._injected_before(len(self.held)):
                 out += self._snippet()
                 self._shown()
             out += self.held

@@ -46,11 +46,13 @@ def referer_next(referer: str, site: frozenset[Origin], prefix: str) -> str | No
     return address of their own: the browser names the page a form or link was on (with its
     default policy, ``strict-origin-when-cross-origin``, the full address on the same site).
     """
-    if not referer or len(referer) > 2 * MAX_NEXT or origin_of_url(referer) not in site:
+    if not referer or len(referer) > 2 * MAX_NEXT:
         return None
     try:
         parts = urlsplit(referer)
     except ValueError:
+        return None
+    if parse_origin(f"{parts.scheme}://{parts.netloc}") not in site:
         return None
     path = parts.path or "/"
     decoded = unquote(path)  # the server routes /%5Fconsent/ to our pages too
